@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make dev` (run everything) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install dev test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@echo "creating $(VENV) and installing locked dependencies..."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+dev: install
+	$(BIN)/taskstream dev
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check taskstream tests bench
+	$(BIN)/ruff format --check taskstream tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .taskstream .pytest_cache .mypy_cache .ruff_cache

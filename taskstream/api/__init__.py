@@ -1,0 +1,1 @@
+"""The REST API: the only room that imports litestar."""

@@ -1,0 +1,83 @@
+"""The Litestar application: wiring of stores, broker, catalog, intake and routes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+
+from .. import __version__
+from ..broker.connection import connect
+from ..broker.keys import Keys
+from ..broker.producer import Producer
+from ..core.config import Settings
+from ..core.errors import BrokerUnavailable, StoreUnavailable
+from ..store.database import acquire, create_pool
+from ..store.task_types import TaskTypeStore, listen_for_changes
+from ..store.tasks import TaskStore
+from ..store.tenants import TenantStore
+from .auth import Authenticator
+from .catalog import Catalog
+from .intake import Intake
+from .problems import EXCEPTION_HANDLERS
+from .tasks import ROUTES as TASK_ROUTES
+
+
+@get("/healthz", summary="Liveness", include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="Readiness: PostgreSQL and Redis reachable")
+async def readyz(state: State) -> Response[bytes]:
+    checks: dict[str, str] = {}
+    try:
+        async with acquire(state.pool) as conn:
+            await conn.fetchval("SELECT 1")
+        checks["postgresql"] = "ok"
+    except StoreUnavailable as exc:
+        checks["postgresql"] = str(exc)
+    try:
+        await state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["redis"] = str(BrokerUnavailable(type(exc).__name__))
+    ready = all(v == "ok" for v in checks.values())
+    body = msgspec.json.encode({"status": "ready" if ready else "degraded", "checks": checks})
+    return Response(body, status_code=200 if ready else 503, media_type="application/json")
+
+
+def create_app(settings: Settings) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        state = app.state
+        state.settings = settings
+        state.pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        state.redis = connect(settings.redis_url)
+        state.tasks = TaskStore(state.pool)
+        state.auth = Authenticator(TenantStore(state.pool), settings.api_key_cache_ttl_s)
+        state.catalog = Catalog(TaskTypeStore(state.pool))
+        state.intake = Intake(state.tasks, Producer(state.redis, Keys(settings.redis_prefix)))
+        await state.catalog.reload()
+        close_listener = await listen_for_changes(state.pool, state.catalog.invalidate)
+        try:
+            yield
+        finally:
+            await close_listener()
+            await state.redis.aclose()
+            await state.pool.close()
+
+    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES]
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=OpenAPIConfig(title="taskstream", version=__version__, path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Redis Streams: the only room that imports redis. Keys, producer, consumer and Lua scripts."""

@@ -1,0 +1,187 @@
+"""The `taskstream` command: builds Settings once and hands services to the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .core.config import Settings
+from .core.errors import ProblemError, TaskstreamError
+from .observability.logging import configure
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional on Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# -- verbs ------------------------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from .store.migrate import migrate
+
+    applied = _run(migrate(settings.database_url, progress=_progress))
+    _progress(f"migrations applied: {len(applied)} new" if applied else "schema is up to date")
+    return 0
+
+
+def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    from .store.database import create_pool
+    from .store.tenants import TenantStore
+
+    async def go() -> None:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            print(await TenantStore(pool).create_tenant(args.name))
+        finally:
+            await pool.close()
+
+    _run(go())
+    return 0
+
+
+def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
+    from .store.database import create_pool
+    from .store.tenants import TenantStore
+
+    async def go() -> None:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            tenants = TenantStore(pool)
+            key = await tenants.create_key(await tenants.tenant_id(args.tenant), args.role)
+            print(key, flush=True)  # alone on its line, shown once: only a hash is stored
+        finally:
+            await pool.close()
+
+    _run(go())
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from .services import api_service
+    from .runtime import run_services
+
+    _run(run_services([api_service(settings, args.host, args.port)]))
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        from .worker.supervisor import supervise
+
+        return supervise(args.processes, _child_argv(args))
+    from .runtime import run_services
+    from .services import worker_service
+
+    service = worker_service(settings, args.app, _queues(args.queues), args.concurrency)
+    _run(run_services([service]))
+    return 0
+
+
+def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
+    from .runtime import run_services
+    from .services import scheduler_service
+
+    _run(run_services([scheduler_service(settings)]))
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from .dev import run_dev
+
+    return run_dev(settings, args, _progress)
+
+
+def _queues(raw: str | None) -> list[str] | None:
+    return [q.strip() for q in raw.split(",") if q.strip()] if raw else None
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    argv = [sys.executable, "-m", "taskstream", "worker", "--concurrency", str(args.concurrency)]
+    for app in args.app:
+        argv += ["--app", app]
+    if args.queues:
+        argv += ["--queues", args.queues]
+    return argv
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskstream", description="Durable multi-tenant task queue (PostgreSQL + Redis)."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, fn: Callable[..., int], help_: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    dev = verb("dev", cmd_dev, "run everything locally: Redis, PostgreSQL, API, scheduler, worker")
+    dev.add_argument("--port", type=int, default=8000, help="API port (default 8000, or free)")
+    dev.add_argument("--data-dir", default=".taskstream", help="where private servers keep data")
+    dev.add_argument("--app", action="append", default=[], help="extra handler modules")
+
+    verb("migrate", cmd_migrate, "create the database if needed and apply migrations")
+
+    api = verb("api", cmd_api, "serve the REST API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+
+    worker = verb("worker", cmd_worker, "run tasks")
+    worker.add_argument("--app", action="append", default=[], required=False,
+                        help="module whose @task handlers to load (repeatable)")
+    worker.add_argument("--queues", help="comma-separated queue names (default: all)")
+    worker.add_argument("--concurrency", type=int, default=10, help="tasks at once per process")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
+
+    verb("scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases")
+
+    tenant = verb("tenant", lambda *_: 2, "manage tenants")
+    tenant_verbs = tenant.add_subparsers(dest="tenant_verb", required=True)
+    create = tenant_verbs.add_parser("create", help="create a tenant; prints its id")
+    create.add_argument("name")
+    create.set_defaults(fn=cmd_tenant_create)
+
+    key = verb("key", lambda *_: 2, "manage API keys")
+    key_verbs = key.add_subparsers(dest="key_verb", required=True)
+    kc = key_verbs.add_parser("create", help="create an API key; prints it once")
+    kc.add_argument("--tenant", required=True, help="tenant name")
+    kc.add_argument("--role", required=True,
+                    choices=["admin", "operator", "submitter", "viewer"])
+    kc.set_defaults(fn=cmd_key_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level)
+    try:
+        code: int = args.fn(settings, args)
+    except ProblemError as exc:
+        print(f"taskstream: {exc.detail}", file=sys.stderr)
+        return 1
+    except TaskstreamError as exc:
+        print(f"taskstream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Settings, read once from the environment into a frozen object (built by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob, its default and its unit. Environment: ``TASKSTREAM_<FIELD>`` upper-cased."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis holding the work streams."""
+    database_url: str = "postgresql://127.0.0.1:5432/taskstream"
+    """PostgreSQL, the source of truth. `taskstream migrate` creates the database if missing."""
+    redis_prefix: str = "ts"
+    """Prefix of every Redis key; lets several deployments (or tests) share one Redis."""
+    visibility_timeout_s: float = 30.0
+    """Lease length: a task whose worker stops heartbeating is handed out again after this."""
+    default_max_attempts: int = 3
+    """Attempts for a task whose type and submission give none."""
+    default_timeout_s: float = 60.0
+    """Handler timeout for a task whose type and submission give none."""
+    retry_base_s: float = 1.0
+    """Backoff after the first failed attempt (before jitter); doubles per attempt."""
+    retry_cap_s: float = 300.0
+    """Backoff ceiling."""
+    max_payload_bytes: int = 256 * 1024
+    """Largest accepted payload (JSON bytes); larger gets 413."""
+    max_result_bytes: int = 64 * 1024
+    """Largest stored result; a larger one is replaced by an error note."""
+    max_request_bytes: int = 8 * 1024 * 1024
+    """Largest request body (a batch of 1,000 tasks)."""
+    api_key_cache_ttl_s: float = 10.0
+    """How long the API trusts a verified key before checking it again (revocation delay)."""
+    promote_interval_s: float = 0.05
+    """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
+    publish_grace_s: float = 2.0
+    """Age after which a pending row with no stream entry is published by the relay."""
+    shutdown_grace_s: float = 10.0
+    """How long a stopping worker lets running tasks finish before handing them back."""
+    log_format: str = "json"
+    """`json` (one object per line) or `console`."""
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for name in cls.__struct_fields__:
+            raw = env.get(f"TASKSTREAM_{name.upper()}")
+            if raw is not None and raw != "":
+                values[name] = raw
+        return msgspec.convert(values, cls, strict=False)

@@ -1,0 +1,90 @@
+"""One error tree. Third-party errors are wrapped where they enter (store/, broker/); the API
+maps this tree to problem+json in one place (api/problems.py).
+
+    TaskstreamError
+    ├── ProblemError              carries an HTTP status and a stable machine-readable code
+    │   ├── InvalidRequest        400  malformed JSON, wrong shape
+    │   ├── Unauthenticated       401  missing / unknown / revoked API key
+    │   ├── Forbidden             403  role does not allow the action
+    │   ├── NotFound              404  missing, or another tenant's
+    │   ├── Conflict              409  idempotency key reused with another body, bad state
+    │   ├── PayloadTooLarge       413
+    │   └── Unprocessable         422  unknown task type, payload fails the type's schema
+    ├── Unavailable               503  a dependency is down (retry later)
+    │   ├── StoreUnavailable      PostgreSQL
+    │   └── BrokerUnavailable     Redis
+    └── HandlerError              handler registry / loading problems
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskstreamError(Exception):
+    """Root of every error taskstream raises on purpose."""
+
+
+class ProblemError(TaskstreamError):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+
+class InvalidRequest(ProblemError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ProblemError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unprocessable(ProblemError):
+    status = 422
+    code = "validation_failed"
+
+
+class Unavailable(TaskstreamError):
+    """A dependency is down; the caller should retry later."""
+
+    retry_after_s = 1
+
+
+class StoreUnavailable(Unavailable):
+    pass
+
+
+class BrokerUnavailable(Unavailable):
+    pass
+
+
+class HandlerError(TaskstreamError):
+    pass

@@ -1,0 +1,1 @@
+"""Example handlers bundled for `taskstream dev` and the tests."""

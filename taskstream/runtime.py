@@ -1,0 +1,27 @@
+"""Running services until a signal: SIGINT/SIGTERM set ``stop``, services drain and return."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+Service = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def run_services(services: Sequence[Service], stop: asyncio.Event | None = None) -> None:
+    """Run every service with a shared stop event; a signal or any service's failure stops all."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(s(stop)) for s in services]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=False)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for t in tasks:
+            t.cancel()

@@ -1,0 +1,65 @@
+"""Moves due ``scheduled`` tasks to ``pending`` and publishes them; publishes ``pending`` rows
+that have no stream entry; hands back tasks whose lease ran out long ago."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from ..broker.producer import Producer
+from ..core.config import Settings
+from ..core.errors import Unavailable
+from ..store.tasks import TaskStore
+
+log = structlog.get_logger("taskstream.scheduler")
+BATCH = 1000
+RESCUE_EVERY_S = 1.0
+
+
+class Promoter:
+    def __init__(self, settings: Settings, store: TaskStore, producer: Producer) -> None:
+        self.settings = settings
+        self.store = store
+        self.producer = producer
+        self._rescued_at = 0.0
+
+    async def run_once(self) -> int:
+        """One pass; returns how many tasks it moved or published."""
+        moved = 0
+        while True:  # keep going while full batches come back (a burst of due tasks)
+            n = await self.store.promote_due(BATCH, self.producer.publish)
+            moved += n
+            if n < BATCH:
+                break
+        moved += await self.store.relay_unpublished(
+            BATCH, self.settings.publish_grace_s, self.producer.publish
+        )
+        now = time.monotonic()
+        if now - self._rescued_at >= RESCUE_EVERY_S:
+            self._rescued_at = now
+            # Workers reclaim stale entries after one visibility timeout; this backstop waits a
+            # second one, for tasks whose entry is gone (acked as a duplicate, or Redis lost it).
+            rescued = await self.store.rescue_expired(BATCH, self.settings.visibility_timeout_s)
+            if rescued:
+                log.warning("rescued expired leases", count=len(rescued))
+            moved += len(rescued)
+        return moved
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                moved = await self.run_once()
+                failures = 0
+            except Unavailable as exc:
+                failures += 1
+                moved = 0
+                log.warning("promoter waiting for a dependency", error=str(exc))
+            pause = self.settings.promote_interval_s if not failures else min(0.2 * failures, 2)
+            if moved == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), pause)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,72 @@
+"""Each process role as a Service (``run(stop)``), wired from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+
+from .broker.connection import connect
+from .broker.keys import Keys
+from .broker.producer import Producer
+from .core.config import Settings
+from .runtime import Service
+from .scheduler.promoter import Promoter
+from .store.database import create_pool
+from .store.tasks import TaskStore
+from .worker.registry import load_apps
+from .worker.runner import Worker
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns signals for every service."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def api_service(settings: Settings, host: str, port: int) -> Service:
+    from .api.app import create_app
+
+    async def run(stop: asyncio.Event) -> None:
+        config = uvicorn.Config(
+            create_app(settings), host=host, port=port, log_level="warning",
+            access_log=False, lifespan="on", loop="none",
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        await serving
+        if not server.started and not stop.is_set():
+            raise SystemExit(f"API could not start on {host}:{port}")
+
+    return run
+
+
+def worker_service(
+    settings: Settings, apps: list[str], queues: list[str] | None, concurrency: int
+) -> Service:
+    registry = load_apps(apps)
+    worker = Worker(settings, registry, queues=queues, concurrency=concurrency)
+    return worker.run
+
+
+def scheduler_service(settings: Settings) -> Service:
+    async def run(stop: asyncio.Event) -> None:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+        redis = connect(settings.redis_url)
+        try:
+            promoter = Promoter(settings, TaskStore(pool),
+                                Producer(redis, Keys(settings.redis_prefix)))
+            await promoter.run(stop)
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    return run

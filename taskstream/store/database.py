@@ -1,0 +1,63 @@
+"""Connection pool and the boundary where asyncpg's errors become ours."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+
+from ..core.errors import StoreUnavailable
+
+# Errors that mean "PostgreSQL is not there right now" rather than "the query is wrong".
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise connection-level failures as :class:`StoreUnavailable`."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    # JSON stays text end to end: msgspec encodes and decodes it, asyncpg only carries it.
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=str, decoder=str, format="text"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool[Any]:
+    """A pool whose connections exchange JSON as text."""
+    with translate_errors():
+        pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=30,
+            timeout=10,
+        )
+    return pool
+
+
+@contextlib.asynccontextmanager
+async def acquire(pool: asyncpg.Pool[Any]) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A pooled connection, with connection failures translated."""
+    with translate_errors():
+        async with pool.acquire() as conn:
+            yield conn

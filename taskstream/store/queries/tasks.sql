@@ -1,0 +1,142 @@
+-- name: insert_tasks
+-- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
+-- resolved by the caller (same body -> the original task, other body -> 409).
+INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts, timeout_s,
+                   idempotency_key, request_hash, correlation_id, run_at)
+SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
+       CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
+       u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
+       u.correlation_id, coalesce(u.run_at, now())
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::int4[],
+            $8::float8[], $9::text[], $10::bytea[], $11::text[], $12::timestamptz[])
+     AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
+          idempotency_key, request_hash, correlation_id, run_at)
+ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING {task_columns};
+
+-- name: find_by_idempotency_keys
+SELECT idempotency_key, request_hash, {task_columns}
+FROM tasks
+WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]);
+
+-- name: mark_published
+UPDATE tasks SET published_at = now()
+WHERE id = ANY($1::uuid[]) AND published_at IS NULL;
+
+-- name: get_task
+SELECT {task_columns} FROM tasks WHERE tenant_id = $1 AND id = $2;
+
+-- name: list_tasks
+-- Keyset pagination on the time-ordered id, newest first.
+SELECT {task_columns} FROM tasks
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR type = $3)
+  AND ($4::text IS NULL OR queue = $4)
+  AND ($5::uuid IS NULL OR id < $5)
+ORDER BY id DESC
+LIMIT $6;
+
+-- name: cancel_task
+UPDATE tasks SET status = 'cancelled', finished_at = now(), published_at = coalesce(published_at, now())
+WHERE tenant_id = $1 AND id = $2 AND status IN ('pending', 'scheduled')
+RETURNING {task_columns};
+
+-- name: claim_tasks
+-- The fencing token is lease_epoch: every later write by this worker names the epoch it got here.
+UPDATE tasks t
+SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $2,
+    lease_expires_at = now() + make_interval(secs => $3), attempts = t.attempts + 1,
+    started_at = coalesce(t.started_at, now())
+WHERE t.id = ANY($1::uuid[])
+  AND t.attempts < t.max_attempts
+  AND (t.status = 'pending' OR (t.status = 'processing' AND t.lease_expires_at < now()))
+RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
+          t.lease_epoch, t.idempotency_key, t.correlation_id,
+          extract(epoch FROM t.created_at)::float8 AS created_unix,
+          extract(epoch FROM t.run_at)::float8 AS run_unix;
+
+-- name: finish_tasks
+-- Completion, retry and failure in one compare-and-set: only the lease holder's epoch matches.
+UPDATE tasks t
+SET status = u.status, result = u.result::jsonb, last_error = coalesce(u.error, t.last_error),
+    run_at = coalesce(u.run_at, t.run_at),
+    finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
+    published_at = CASE WHEN u.status = 'scheduled' THEN NULL ELSE t.published_at END,
+    lease_owner = NULL, lease_expires_at = NULL
+FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+     AS u(id, epoch, status, result, error, run_at)
+WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
+RETURNING t.id;
+
+-- name: heartbeat_tasks
+UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
+FROM unnest($1::uuid[], $2::int8[]) AS u(id, epoch)
+WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
+RETURNING t.id;
+
+-- name: release_tasks
+-- Graceful shutdown: hand unfinished tasks back at once; the interrupted attempt is not counted.
+UPDATE tasks t
+SET status = 'pending', attempts = greatest(t.attempts - 1, 0), published_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+FROM unnest($1::uuid[], $2::int8[]) AS u(id, epoch)
+WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
+RETURNING t.id;
+
+-- name: promote_due
+-- Due delayed tasks and retries become pending. Run inside the publishing transaction so the
+-- rows stay locked (SKIP LOCKED for other schedulers) until their stream entries exist.
+UPDATE tasks t SET status = 'pending', published_at = now()
+FROM (SELECT id FROM tasks WHERE status = 'scheduled' AND run_at <= now()
+      ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS due
+WHERE t.id = due.id
+RETURNING t.id, t.tenant_id, t.queue, t.priority;
+
+-- name: relay_unpublished
+-- Pending rows whose stream entry was never written (Redis down at submit, API crashed, tasks
+-- handed back at shutdown). The grace keeps the relay out of the API's own publish.
+UPDATE tasks t SET published_at = now()
+FROM (SELECT id FROM tasks WHERE status = 'pending' AND published_at IS NULL
+        AND created_at < now() - make_interval(secs => $2)
+      ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
+WHERE t.id = lost.id
+RETURNING t.id, t.tenant_id, t.queue, t.priority;
+
+-- name: rescue_expired
+-- Leases that ran out long ago (the worker died and no other worker reclaimed the entry): back
+-- to pending, or failed with worker_lost when the attempts are spent.
+UPDATE tasks t
+SET status = CASE WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
+    last_error = CASE WHEN t.attempts >= t.max_attempts THEN 'worker_lost' ELSE t.last_error END,
+    finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+    published_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+FROM (SELECT id FROM tasks WHERE status = 'processing'
+        AND lease_expires_at < now() - make_interval(secs => $2)
+      LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
+WHERE t.id = lost.id
+RETURNING t.id, t.status;
+
+-- name: fail_lost
+-- Entries reclaimed for tasks whose lease ran out with no attempts left: the worker died on
+-- every attempt (a poison task), so it ends failed instead of looping.
+UPDATE tasks
+SET status = 'failed', last_error = 'worker_lost', finished_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ANY($1::uuid[]) AND status = 'processing' AND lease_expires_at < now()
+  AND attempts >= max_attempts
+RETURNING id;
+
+-- name: upsert_queue
+INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- name: list_queues
+SELECT tenant_id, name FROM queues WHERE $1::text[] IS NULL OR name = ANY($1::text[])
+ORDER BY tenant_id, name;
+
+-- name: status_counts
+SELECT status, count(*) AS n FROM tasks WHERE tenant_id = $1 GROUP BY status;
+
+-- name: unpublish
+-- Entries a stopping worker read but never claimed: let the relay publish them again.
+UPDATE tasks SET published_at = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending';

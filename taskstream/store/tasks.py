@@ -1,0 +1,238 @@
+"""The tasks repository. Every state change is one compare-and-set statement; batches use
+``unnest``/``= ANY`` so a group of tasks costs one round trip."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from ..core.errors import Conflict, NotFound
+from ..core.models import (
+    ClaimedTask,
+    Dispatch,
+    Finish,
+    NewTask,
+    Priority,
+    TaskRecord,
+    TaskStatus,
+)
+from . import queries
+from .database import acquire, translate_errors
+
+Q = queries.load("tasks")
+Publish = Callable[[Sequence[Dispatch]], Awaitable[None]]
+
+
+class Inserted(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one submission: the task, whether this call created it, and whether an
+    earlier task holds its idempotency key with a different body (then ``task`` is that one)."""
+
+    task: TaskRecord
+    created: bool
+    conflict: bool = False
+
+
+def to_record(row: asyncpg.Record) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        type=row["type"],
+        queue=row["queue"],
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        payload=msgspec.Raw(row["payload"].encode()),
+        result=None if row["result"] is None else msgspec.Raw(row["result"].encode()),
+        last_error=row["last_error"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout_s=row["timeout_s"],
+        idempotency_key=row["idempotency_key"],
+        correlation_id=row["correlation_id"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _dispatches(rows: Iterable[asyncpg.Record]) -> list[Dispatch]:
+    return [Dispatch(r["id"], r["tenant_id"], r["queue"], Priority(r["priority"])) for r in rows]
+
+
+class TaskStore:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self.pool = pool
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def insert_many(self, tasks: Sequence[NewTask]) -> list[Inserted]:
+        """Insert a group of tasks in one statement; one :class:`Inserted` per task, in order."""
+        cols: list[list[Any]] = [[] for _ in range(12)]
+        for t in tasks:
+            for i, v in enumerate((
+                t.id, t.tenant_id, t.type, t.queue, int(t.priority), t.payload_json.decode(),
+                t.max_attempts, t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id,
+                t.run_at,
+            )):
+                cols[i].append(v)
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["insert_tasks"], *cols)
+            by_id = {r["id"]: r for r in rows}
+            missing = [t for t in tasks if t.id not in by_id]
+            existing: dict[tuple[UUID, str | None], asyncpg.Record] = {}
+            for tenant in {t.tenant_id for t in missing}:
+                keys = [t.idempotency_key for t in missing if t.tenant_id == tenant]
+                for r in await conn.fetch(Q["find_by_idempotency_keys"], tenant, keys):
+                    existing[(tenant, r["idempotency_key"])] = r
+        out: list[Inserted] = []
+        for t in tasks:
+            if t.id in by_id:
+                out.append(Inserted(task=to_record(by_id[t.id]), created=True))
+                continue
+            row = existing.get((t.tenant_id, t.idempotency_key))
+            if row is None:  # pragma: no cover - the key holder was purged mid-call
+                raise Conflict("idempotency key in use; retry", code="idempotency_conflict")
+            same = row["request_hash"] == t.request_hash
+            out.append(Inserted(task=to_record(row), created=False, conflict=not same))
+        return out
+
+    async def mark_published(self, ids: Sequence[UUID]) -> None:
+        async with acquire(self.pool) as conn:
+            await conn.execute(Q["mark_published"], list(ids))
+
+    async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
+        async with acquire(self.pool) as conn:
+            await conn.execute(Q["upsert_queue"], tenant_id, name)
+
+    async def list_queues(self, names: Sequence[str] | None) -> list[tuple[UUID, str]]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["list_queues"], None if names is None else list(names))
+        return [(r["tenant_id"], r["name"]) for r in rows]
+
+    # -- reads and user actions ----------------------------------------------------------------
+
+    async def get(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
+        async with acquire(self.pool) as conn:
+            row = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
+        if row is None:
+            raise NotFound("task not found", code="task_not_found")
+        return to_record(row)
+
+    async def list(
+        self,
+        tenant_id: UUID,
+        *,
+        status: TaskStatus | None = None,
+        type: str | None = None,  # noqa: A002 - the API's filter name
+        queue: str | None = None,
+        before: UUID | None = None,
+        limit: int = 50,
+    ) -> list[TaskRecord]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["list_tasks"], tenant_id, status, type, queue, before, limit
+            )
+        return [to_record(r) for r in rows]
+
+    async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
+        async with acquire(self.pool) as conn:
+            row = await conn.fetchrow(Q["cancel_task"], tenant_id, task_id)
+            if row is None:
+                current = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
+                if current is None:
+                    raise NotFound("task not found", code="task_not_found")
+                raise Conflict(
+                    f"a {current['status']} task cannot be cancelled",
+                    code="invalid_state",
+                    status=current["status"],
+                )
+        return to_record(row)
+
+    # -- worker protocol -----------------------------------------------------------------------
+
+    async def claim(self, ids: Sequence[UUID], owner: str, lease_s: float) -> list[ClaimedTask]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["claim_tasks"], list(ids), owner, lease_s)
+        return [
+            ClaimedTask(
+                id=r["id"], tenant_id=r["tenant_id"], type=r["type"], queue=r["queue"],
+                payload_json=r["payload"], attempt=r["attempts"], max_attempts=r["max_attempts"],
+                timeout_s=r["timeout_s"], lease_epoch=r["lease_epoch"],
+                idempotency_key=r["idempotency_key"], correlation_id=r["correlation_id"],
+                created_unix=r["created_unix"], run_unix=r["run_unix"],
+            )
+            for r in rows
+        ]
+
+    async def finish(
+        self, items: Sequence[Finish], conn: asyncpg.Connection[Any] | None = None
+    ) -> set[UUID]:
+        """Write attempt outcomes; returns the ids whose lease still matched (the rest were
+        fenced out and must not be acked)."""
+        args = (
+            [f.task_id for f in items],
+            [f.lease_epoch for f in items],
+            [str(f.status) for f in items],
+            [f.result_json for f in items],
+            [f.error for f in items],
+            [f.run_at for f in items],
+        )
+        if conn is not None:
+            with translate_errors():
+                rows = await conn.fetch(Q["finish_tasks"], *args)
+        else:
+            async with acquire(self.pool) as c:
+                rows = await c.fetch(Q["finish_tasks"], *args)
+        return {r["id"] for r in rows}
+
+    async def heartbeat(self, leases: Sequence[tuple[UUID, int]], lease_s: float) -> set[UUID]:
+        """Extend leases; returns the ids still held (a missing id means the lease was lost)."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["heartbeat_tasks"], [i for i, _ in leases], [e for _, e in leases], lease_s
+            )
+        return {r["id"] for r in rows}
+
+    async def release(self, leases: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["release_tasks"], [i for i, _ in leases], [e for _, e in leases]
+            )
+        return {r["id"] for r in rows}
+
+    async def unpublish(self, ids: Sequence[UUID]) -> None:
+        async with acquire(self.pool) as conn:
+            await conn.execute(Q["unpublish"], list(ids))
+
+    async def fail_lost(self, ids: Sequence[UUID]) -> set[UUID]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["fail_lost"], list(ids))
+        return {r["id"] for r in rows}
+
+    # -- maintenance (scheduler) ---------------------------------------------------------------
+
+    async def promote_due(self, limit: int, publish: Publish) -> int:
+        """Move due scheduled tasks to pending and publish them before the rows unlock."""
+        return await self._publish_in_tx(Q["promote_due"], publish, limit)
+
+    async def relay_unpublished(self, limit: int, grace_s: float, publish: Publish) -> int:
+        return await self._publish_in_tx(Q["relay_unpublished"], publish, limit, grace_s)
+
+    async def _publish_in_tx(self, sql: str, publish: Publish, *args: Any) -> int:
+        async with acquire(self.pool) as conn:
+            with translate_errors():
+                async with conn.transaction():
+                    rows = await conn.fetch(sql, *args)
+                    if rows:
+                        # A failed publish raises and rolls back: the rows are tried again.
+                        await publish(_dispatches(rows))
+        return len(rows)
+
+    async def rescue_expired(self, limit: int, grace_s: float) -> list[tuple[UUID, TaskStatus]]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["rescue_expired"], limit, grace_s)
+        return [(r["id"], TaskStatus(r["status"])) for r in rows]

@@ -1,0 +1,108 @@
+"""Running one attempt: a handler call becomes an :class:`Outcome`, and an outcome becomes the
+:class:`Finish` written to PostgreSQL. The mapping is pure; only ``execute`` awaits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from concurrent.futures import Executor
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from ..core.models import ClaimedTask, Finish, TaskStatus
+from ..core.outcomes import Fail, Outcome, OutcomeKind, Retry
+from ..core.retry import RetryPolicy, next_run_at
+from .context import TaskContext
+from .registry import TaskDefinition
+
+_encode = msgspec.json.Encoder().encode
+MAX_ERROR_CHARS = 2000
+
+
+def _error_text(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).strip()[:MAX_ERROR_CHARS]
+
+
+async def execute(
+    definition: TaskDefinition,
+    ctx: TaskContext,
+    payload_json: str,
+    timeout_s: float,
+    *,
+    threads: Executor | None,
+    max_result_bytes: int,
+) -> Outcome:
+    """Call the handler with its timeout; never raises except on cancellation."""
+    started = time.perf_counter()
+    try:
+        payload = definition.decoder.decode(payload_json)
+    except msgspec.ValidationError as exc:
+        return Outcome(kind=OutcomeKind.FAIL, error=f"payload rejected by handler: {exc}")
+    try:
+        result = await _call(definition, ctx, payload, timeout_s, threads)
+    except TimeoutError:
+        return Outcome(
+            kind=OutcomeKind.TIMEOUT,
+            error=f"timeout: handler ran past {timeout_s:g} s",
+            duration_s=time.perf_counter() - started,
+        )
+    except Retry as exc:
+        return Outcome(kind=OutcomeKind.RETRY, error=exc.reason, delay_s=exc.delay_s,
+                       duration_s=time.perf_counter() - started)
+    except Fail as exc:
+        return Outcome(kind=OutcomeKind.FAIL, error=exc.reason,
+                       duration_s=time.perf_counter() - started)
+    except Exception as exc:  # noqa: BLE001 - any handler error is an attempt outcome
+        return Outcome(kind=OutcomeKind.RETRY, error=_error_text(exc),
+                       duration_s=time.perf_counter() - started)
+    duration = time.perf_counter() - started
+    try:
+        encoded = _encode(result)
+    except (TypeError, msgspec.EncodeError) as exc:
+        return Outcome(kind=OutcomeKind.FAIL, error=f"result is not JSON: {exc}",
+                       duration_s=duration)
+    if len(encoded) > max_result_bytes:
+        return Outcome(kind=OutcomeKind.FAIL, duration_s=duration,
+                       error=f"result of {len(encoded)} bytes exceeds {max_result_bytes}")
+    return Outcome(kind=OutcomeKind.COMPLETED, result_json=encoded, duration_s=duration)
+
+
+async def _call(
+    definition: TaskDefinition,
+    ctx: TaskContext,
+    payload: Any,
+    timeout_s: float,
+    threads: Executor | None,
+) -> Any:
+    async with asyncio.timeout(timeout_s):
+        if definition.is_async:
+            return await definition.fn(ctx, payload)
+        # A sync handler that overruns is abandoned with its thread: Python cannot stop it.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, definition.fn, ctx, payload)
+
+
+def decide(
+    outcome: Outcome,
+    task: ClaimedTask,
+    policy: RetryPolicy,
+    now: datetime,
+    unit_random: float,
+) -> Finish:
+    """The state an attempt leads to: completed, scheduled for retry, or failed."""
+    base = {"task_id": task.id, "lease_epoch": task.lease_epoch}
+    if outcome.kind is OutcomeKind.COMPLETED:
+        result = None if outcome.result_json is None else outcome.result_json.decode()
+        return Finish(**base, status=TaskStatus.COMPLETED, result_json=result)
+    retryable = outcome.kind is not OutcomeKind.FAIL and task.attempt < task.max_attempts
+    if not retryable:
+        return Finish(**base, status=TaskStatus.FAILED, error=outcome.error)
+    if outcome.delay_s is not None:
+        run_at = now + timedelta(seconds=max(0.0, outcome.delay_s))
+    else:
+        run_at = next_run_at(now, task.attempt, policy, unit_random)
+    return Finish(**base, status=TaskStatus.SCHEDULED, error=outcome.error, run_at=run_at)

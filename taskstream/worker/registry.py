@@ -1,0 +1,116 @@
+"""``@task`` and the registry of handlers, loaded from ``--app`` modules and from the
+``taskstream.tasks`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, TypeVar, get_type_hints
+
+import msgspec
+
+from ..core.errors import HandlerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")
+QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+ANY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """A registered handler and its defaults."""
+
+    name: str
+    fn: Callable[..., Any]
+    queue: str
+    timeout_s: float | None
+    max_attempts: int | None
+    payload_type: type | None  # a msgspec.Struct, or None for "any JSON object"
+    is_async: bool
+    decoder: msgspec.json.Decoder[Any] = field(repr=False, compare=False)
+
+    def payload_schema(self) -> dict[str, Any]:
+        if self.payload_type is None:
+            return ANY_OBJECT_SCHEMA
+        return msgspec.json.schema(self.payload_type)
+
+
+def _payload_type(fn: Callable[..., Any]) -> type | None:
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 2:
+        raise HandlerError(f"{fn.__qualname__} must take (ctx, payload)")
+    hint = get_type_hints(fn).get(params[1].name)
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return hint
+    if hint is None or hint is dict or getattr(hint, "__origin__", None) is dict:
+        return None
+    raise HandlerError(f"{fn.__qualname__}: payload must be a msgspec.Struct or dict, not {hint}")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._defs: dict[str, TaskDefinition] = {}
+
+    def __iter__(self) -> Iterator[TaskDefinition]:
+        return iter(self._defs.values())
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+    def get(self, name: str) -> TaskDefinition | None:
+        return self._defs.get(name)
+
+    def task(
+        self,
+        name: str,
+        *,
+        queue: str = "default",
+        timeout_s: float | None = None,
+        max_attempts: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
+        if not NAME.match(name):
+            raise HandlerError(f"invalid task type name {name!r}")
+        if not QUEUE.match(queue):
+            raise HandlerError(f"invalid queue name {queue!r}")
+
+        def register(fn: F) -> F:
+            payload_type = _payload_type(fn)
+            existing = self._defs.get(name)
+            if existing is not None and existing.fn is not fn:
+                raise HandlerError(f"task type {name!r} registered twice")
+            self._defs[name] = TaskDefinition(
+                name=name,
+                fn=fn,
+                queue=queue,
+                timeout_s=timeout_s,
+                max_attempts=max_attempts,
+                payload_type=payload_type,
+                is_async=inspect.iscoroutinefunction(fn),
+                decoder=msgspec.json.Decoder(payload_type or dict[str, Any]),
+            )
+            return fn
+
+        return register
+
+
+REGISTRY = Registry()
+task = REGISTRY.task
+
+
+def load_apps(modules: list[str], *, with_entry_points: bool = True) -> Registry:
+    """Import ``--app`` modules and entry points; their ``@task`` calls fill :data:`REGISTRY`."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise HandlerError(f"cannot import --app {module!r}: {exc}") from exc
+    if with_entry_points:
+        for ep in entry_points(group="taskstream.tasks"):
+            ep.load()
+    return REGISTRY

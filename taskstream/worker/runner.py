@@ -1,0 +1,352 @@
+"""The worker: read entries in priority turns, claim them in PostgreSQL (compare-and-set with a
+fencing token), run handlers, write outcomes in batches, then ack. Heartbeats keep leases and
+stream entries; a reclaim pass takes over entries whose worker died."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+
+from ..broker.connection import Redis, connect
+from ..broker.consumer import Consumer, Entry
+from ..broker.keys import Keys
+from ..core.config import Settings
+from ..core.errors import Unavailable
+from ..core.models import ClaimedTask, Finish, TaskStatus
+from ..core.outcomes import Outcome, OutcomeKind
+from ..core.retry import RetryPolicy
+from ..store.database import create_pool
+from ..store.task_types import TaskTypeRow, TaskTypeStore
+from ..store.tasks import TaskStore
+from ..store.transactions import AttemptTransaction
+from .context import TaskContext
+from .executor import decide, execute
+from .registry import Registry, TaskDefinition
+
+log = structlog.get_logger("taskstream.worker")
+QUEUE_REFRESH_S = 1.0
+BLOCK_MS = 500
+MAX_FLUSH = 500
+
+
+@dataclass
+class Inflight:
+    task: ClaimedTask
+    entry: Entry
+    handle: asyncio.Task[None] | None = field(default=None)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int = 10,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.queues = queues
+        self.concurrency = concurrency
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
+        self.inflight: dict[UUID, Inflight] = {}
+        self.buffer: deque[Entry] = deque()
+        self.completions: asyncio.Queue[tuple[Finish, Entry]] = asyncio.Queue()
+        self.slot_freed = asyncio.Event()
+        self.threads = ThreadPoolExecutor(max_workers=max(concurrency, 4),
+                                          thread_name_prefix="taskstream-sync")
+        self.completed = 0  # attempts written (any outcome); read by tests and metrics
+        self._queues_at = 0.0
+        self._reclaim_at = 0.0
+        self._turn = 0
+        # Set in run():
+        self.store: TaskStore
+        self.consumer: Consumer
+        self._pool: Any = None
+        self._redis: Redis | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then drain gracefully."""
+        self._pool = await create_pool(
+            self.settings.database_url, min_size=2, max_size=min(self.concurrency + 4, 40)
+        )
+        self._redis = connect(self.settings.redis_url)
+        self.store = TaskStore(self._pool)
+        self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
+        try:
+            await self.register_types()
+            await self.refresh_queues()
+            log.info("worker started", worker=self.name, concurrency=self.concurrency,
+                     types=sorted(d.name for d in self.registry))
+            loops = [
+                asyncio.create_task(self._read_loop(stop), name="read"),
+                asyncio.create_task(self._complete_loop(), name="complete"),
+                asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            ]
+            await stop.wait()
+            await loops[0]
+            await self._drain()
+            for loop in loops[1:]:
+                loop.cancel()
+            await asyncio.gather(*loops[1:], return_exceptions=True)
+        finally:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+            await self._redis.aclose()
+            await self._pool.close()
+            log.info("worker stopped", worker=self.name, attempts=self.completed)
+
+    async def register_types(self) -> None:
+        rows = [
+            TaskTypeRow(
+                name=d.name,
+                queue=d.queue,
+                timeout_s=d.timeout_s or self.settings.default_timeout_s,
+                max_attempts=d.max_attempts or self.settings.default_max_attempts,
+                payload_schema=_json(d.payload_schema()),
+            )
+            for d in self.registry
+        ]
+        if rows:
+            await TaskTypeStore(self._pool).upsert(rows)
+
+    async def refresh_queues(self) -> None:
+        await self.consumer.set_queues(await self.store.list_queues(self.queues))
+        self._queues_at = time.monotonic()
+
+    # -- reading and claiming ------------------------------------------------------------------
+
+    async def _read_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                failures = 0
+            except Unavailable as exc:
+                failures += 1
+                log.warning("dependency unavailable", error=str(exc), worker=self.name)
+                await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
+
+    async def run_once(self) -> int:
+        """One read turn: refresh, reclaim, read, claim and start. Returns tasks started."""
+        now = time.monotonic()
+        if now - self._queues_at > QUEUE_REFRESH_S:
+            await self.refresh_queues()
+        if not self.consumer.all_streams:
+            await asyncio.sleep(0.2)
+            return 0
+        free = self.concurrency - len(self.inflight)
+        if free <= 0:
+            self.slot_freed.clear()
+            try:
+                await asyncio.wait_for(self.slot_freed.wait(), 0.5)
+            except TimeoutError:
+                pass
+            return 0
+        entries = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
+        vt_ms = int(self.settings.visibility_timeout_s * 1000)
+        if not entries and now - self._reclaim_at > self.settings.visibility_timeout_s / 4:
+            self._reclaim_at = now
+            entries = await self.consumer.reclaim(vt_ms, free)
+        if not entries:
+            entries = await self.consumer.read(free, self._turn, BLOCK_MS)
+            self._turn += 1
+        if len(entries) > free:
+            self.buffer.extend(entries[free:])
+            entries = entries[:free]
+        return await self._claim_and_start(entries) if entries else 0
+
+    async def _claim_and_start(self, entries: list[Entry]) -> int:
+        claimed = {
+            c.id: c
+            for c in await self.store.claim(
+                [e.task_id for e in entries], self.name, self.settings.visibility_timeout_s
+            )
+        }
+        rejected: list[Entry] = []
+        for e in entries:
+            task = claimed.pop(e.task_id, None)
+            if task is None:
+                rejected.append(e)  # done, cancelled, leased elsewhere, or a duplicate entry
+            else:
+                self._start(task, e)
+        if rejected:
+            # A reclaimed entry whose task is out of attempts was a worker-killing poison task.
+            await self.store.fail_lost([e.task_id for e in rejected])
+            await self.consumer.ack(rejected)
+        return len(entries) - len(rejected)
+
+    def _start(self, task: ClaimedTask, entry: Entry) -> None:
+        slot = Inflight(task, entry)
+        self.inflight[task.id] = slot
+        slot.handle = asyncio.create_task(self._attempt(slot))
+
+    # -- executing -----------------------------------------------------------------------------
+
+    async def _attempt(self, slot: Inflight) -> None:
+        task = slot.task
+        definition = self.registry.get(task.type)
+        tx = AttemptTransaction(self._pool)
+        ctx = TaskContext(
+            task_id=task.id, tenant_id=task.tenant_id, type=task.type, attempt=task.attempt,
+            max_attempts=task.max_attempts, lease_epoch=task.lease_epoch,
+            idempotency_key=task.idempotency_key, correlation_id=task.correlation_id, tx=tx,
+        )
+        try:
+            outcome = await self._outcome(definition, ctx, task)
+            finish = decide(outcome, task, self.policy, datetime.now(UTC), random.random())
+            if outcome.kind is not OutcomeKind.COMPLETED:
+                ctx.log.warning("attempt failed", outcome=str(outcome.kind), error=outcome.error,
+                                next_status=str(finish.status))
+            if tx.active:
+                await self._finish_with_transaction(finish, slot, tx)
+            else:
+                self.completions.put_nowait((finish, slot.entry))
+        except BaseException:
+            await asyncio.shield(tx.settle(commit=False))
+            self._free(task.id)
+            raise
+
+    async def _outcome(
+        self, definition: TaskDefinition | None, ctx: TaskContext, task: ClaimedTask
+    ) -> Outcome:
+        if definition is None:
+            return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
+        return await execute(
+            definition, ctx, task.payload_json, task.timeout_s,
+            threads=self.threads, max_result_bytes=self.settings.max_result_bytes,
+        )
+
+    async def _finish_with_transaction(
+        self, finish: Finish, slot: Inflight, tx: AttemptTransaction
+    ) -> None:
+        """The handler wrote through ctx.transaction(): its writes and the task's completion
+        commit together, or neither does (a fenced-out attempt rolls back)."""
+        if finish.status is not TaskStatus.COMPLETED:
+            await tx.settle(commit=False)
+            self.completions.put_nowait((finish, slot.entry))
+            return
+        ok = await self.store.finish([finish], conn=tx.conn)
+        await tx.settle(commit=bool(ok))
+        if ok:
+            await self._ack_quietly([slot.entry])
+        self.completed += 1
+        self._free(finish.task_id)
+
+    def _free(self, task_id: UUID) -> None:
+        if self.inflight.pop(task_id, None) is not None:
+            self.slot_freed.set()
+
+    # -- completing ----------------------------------------------------------------------------
+
+    async def _complete_loop(self) -> None:
+        while True:
+            batch = [await self.completions.get()]
+            while len(batch) < MAX_FLUSH and not self.completions.empty():
+                batch.append(self.completions.get_nowait())
+            try:
+                await self._flush(batch)
+            finally:
+                for _ in batch:
+                    self.completions.task_done()
+
+    async def _flush(self, batch: list[tuple[Finish, Entry]]) -> None:
+        """Write outcomes (one statement), then ack what committed. Retried while PostgreSQL is
+        down: nothing is acked without a commit."""
+        delay = 0.05
+        while True:
+            try:
+                ok = await self.store.finish([f for f, _ in batch])
+                break
+            except Unavailable as exc:
+                log.warning("cannot write outcomes yet", error=str(exc), pending=len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        await self._ack_quietly([e for f, e in batch if f.task_id in ok])
+        self.completed += len(batch)
+        for f, _ in batch:
+            self._free(f.task_id)
+
+    async def _ack_quietly(self, entries: list[Entry]) -> None:
+        # An ack lost to a Redis outage is harmless: the entry is reclaimed later, its claim
+        # fails (the task is finished) and it is acked then.
+        try:
+            await self.consumer.ack(entries)
+        except Unavailable as exc:
+            log.warning("ack deferred", error=str(exc), entries=len(entries))
+
+    # -- leases --------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        period = self.settings.visibility_timeout_s / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.heartbeat_once()
+            except Unavailable as exc:
+                log.warning("heartbeat failed", error=str(exc))
+
+    async def heartbeat_once(self) -> None:
+        slots = list(self.inflight.values())
+        if not slots:
+            return
+        held = await self.store.heartbeat(
+            [(s.task.id, s.task.lease_epoch) for s in slots], self.settings.visibility_timeout_s
+        )
+        for s in slots:
+            if s.task.id not in held and s.handle is not None and not s.handle.done():
+                # Fenced out (the lease ran out and another worker claimed the task): stop.
+                log.warning("lease lost; cancelling handler", task_id=str(s.task.id))
+                s.handle.cancel()
+        await self.consumer.touch([s.entry for s in slots if s.task.id in held])
+
+    async def _drain(self) -> None:
+        """Graceful stop: let running attempts finish within the grace, hand the rest back."""
+        handles = [s.handle for s in self.inflight.values() if s.handle is not None]
+        if handles:
+            log.info("draining", running=len(handles), grace_s=self.settings.shutdown_grace_s)
+            await asyncio.wait(handles, timeout=self.settings.shutdown_grace_s)
+        leftovers = [s for s in self.inflight.values() if s.handle and not s.handle.done()]
+        for s in leftovers:
+            s.handle.cancel()  # type: ignore[union-attr]
+        await asyncio.gather(*(s.handle for s in leftovers if s.handle), return_exceptions=True)
+        try:
+            if leftovers:
+                await self.store.release([(s.task.id, s.task.lease_epoch) for s in leftovers])
+                await self.consumer.ack([s.entry for s in leftovers])
+            if self.buffer:
+                await self.store.unpublish([e.task_id for e in self.buffer])
+                await self.consumer.ack(list(self.buffer))
+        except Unavailable as exc:
+            log.warning("could not hand tasks back; they return after the lease", error=str(exc))
+        try:
+            await asyncio.wait_for(self.completions.join(), self.settings.shutdown_grace_s)
+        except TimeoutError:
+            log.warning("outcomes not written before shutdown; their leases will run out")
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
