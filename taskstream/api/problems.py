@@ -29,7 +29,13 @@ _HTTP_CODES = {
 
 
 def problem(
-    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response[bytes]:
     body = Problem(
         type=f"https://taskstream.dev/problems/{code}",
@@ -37,14 +43,16 @@ def problem(
         status=status,
         detail=detail,
         code=code,
-        errors=extra.pop("errors", None),
+        errors=errors,
         extra=extra or None,
     )
     return Response(_encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
-    return problem(exc.status, exc.code, exc.detail, **exc.extra)
+    extra = dict(exc.extra)
+    errors = extra.pop("errors", None)
+    return problem(exc.status, exc.code, exc.detail, errors=errors, extra=extra)
 
 
 def handle_unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:

@@ -8,6 +8,7 @@ from uuid import UUID
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 
 from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unprocessable
 from ..core.models import TaskStatus
@@ -95,7 +96,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> Respons
 
 
 @get("/v1/tasks/{task_id:str}", summary="Get a task")
-async def get_task(request: Request[Any, Any, Any], state: State, task_id: str) -> Response[bytes]:
+async def get_task(request: Request[Any, Any, Any], state: State, task_id: FromPath[str]) -> Response[bytes]:
     who = await state.auth.principal(request, Action.READ)
     return _json(TaskOut.of(await state.tasks.get(who.tenant_id, _task_id(task_id))))
 
@@ -104,11 +105,11 @@ async def get_task(request: Request[Any, Any, Any], state: State, task_id: str) 
 async def list_tasks(
     request: Request[Any, Any, Any],
     state: State,
-    status: str | None = None,
-    type: str | None = None,  # noqa: A002 - the query parameter's name
-    queue: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    status: FromQuery[str | None] = None,
+    type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's name
+    queue: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     who = await state.auth.principal(request, Action.READ)
     if status is not None and status not in TaskStatus.__members__.values():
@@ -130,7 +131,7 @@ async def list_tasks(
 @post("/v1/tasks/{task_id:str}/cancel", summary="Cancel a pending or scheduled task",
       status_code=200)
 async def cancel_task(
-    request: Request[Any, Any, Any], state: State, task_id: str
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
 ) -> Response[bytes]:
     who = await state.auth.principal(request, Action.OPERATE)
     return _json(TaskOut.of(await state.tasks.cancel(who.tenant_id, _task_id(task_id))))

@@ -148,7 +148,7 @@ class TaskStore:
                 raise Conflict(
                     f"a {current['status']} task cannot be cancelled",
                     code="invalid_state",
-                    status=current["status"],
+                    current_status=current["status"],
                 )
         return to_record(row)
 

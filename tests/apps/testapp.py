@@ -1,0 +1,42 @@
+"""Handlers used by the integration and end-to-end tests (importable as `testapp`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import msgspec
+
+from taskstream import TaskContext, task
+
+
+class Effect(msgspec.Struct):
+    value: int
+    sleep_s: float = 0.0
+
+
+@task("test.effect", queue="default", timeout_s=30, max_attempts=5)
+async def effect(ctx: TaskContext, payload: Effect) -> dict[str, int]:
+    """Writes one row through ctx.transaction(): it commits only with the task's completion."""
+    async with ctx.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO test_effects (task_id, value, lease_epoch) VALUES ($1, $2, $3)",
+            ctx.task_id, payload.value, ctx.lease_epoch,
+        )
+    if payload.sleep_s:
+        await asyncio.sleep(payload.sleep_s)
+    return {"value": payload.value}
+
+
+@task("test.crash", queue="default", max_attempts=2)
+async def crash(ctx: TaskContext, payload: dict[str, Any]) -> None:
+    """Kills its own worker process: a poison task."""
+    os._exit(3)
+
+
+EFFECTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS test_effects ("
+    " id bigserial PRIMARY KEY, task_id uuid NOT NULL, value int NOT NULL,"
+    " lease_epoch bigint NOT NULL)"
+)

@@ -1,0 +1,125 @@
+"""Shared fixtures: real Redis and PostgreSQL, isolated per test.
+
+Servers: TASKSTREAM_TEST_REDIS_URL / TASKSTREAM_TEST_DATABASE_URL (defaults: the standard local
+ports). When either is unreachable, private servers are started for the session
+(taskstream.devservers), so a fresh machine needs no setup beyond the packages.
+
+Isolation: each test gets its own database (a copy of a migrated template) and its own Redis key
+prefix; both are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+import pytest
+import redis
+
+from taskstream.core.config import Settings
+from taskstream.store.migrate import migrate
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_PG = "postgresql://127.0.0.1:5432/postgres"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _redis_ok(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _pg_ok(url: str) -> bool:
+    async def probe() -> bool:
+        conn = await asyncpg.connect(url, timeout=2)
+        try:
+            return bool(await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles "
+                                            "WHERE rolname = current_user"))
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(redis url, admin PostgreSQL url) of servers the tests may use."""
+    redis_url = os.environ.get("TASKSTREAM_TEST_REDIS_URL", DEFAULT_REDIS)
+    pg_url = os.environ.get("TASKSTREAM_TEST_DATABASE_URL", DEFAULT_PG)
+    if _redis_ok(redis_url) and _pg_ok(pg_url):
+        yield redis_url, pg_url
+        return
+    from taskstream.devservers import LocalServices
+
+    local = LocalServices(Path(tmp_path_factory.mktemp("servers")))
+    local.start()
+    try:
+        yield local.redis_url, with_database(local.database_url, "postgres")
+    finally:
+        local.stop()
+
+
+async def _admin(pg_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(servers: tuple[str, str]) -> Iterator[str]:
+    """A migrated database that each test's database is copied from."""
+    _, pg_url = servers
+    name = f"ts_tpl_{uuid.uuid4().hex[:10]}"
+    asyncio.run(migrate(with_database(pg_url, name)))
+    yield name
+    asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(servers: tuple[str, str], template_db: str) -> Iterator[Settings]:
+    """Settings pointing at this test's own database and Redis key prefix."""
+    redis_url, pg_url = servers
+    tag = uuid.uuid4().hex[:10]
+    name = f"ts_t_{tag}"
+    asyncio.run(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    prefix = f"tst{tag}"
+    yield msgspec.structs.replace(
+        Settings(),
+        redis_url=redis_url,
+        database_url=with_database(pg_url, name),
+        redis_prefix=prefix,
+        log_format="console",
+        promote_interval_s=0.02,
+        publish_grace_s=0.5,
+        shutdown_grace_s=5.0,
+    )
+    asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
