@@ -73,7 +73,7 @@ CREATE INDEX tasks_tenant_status_idx ON tasks (tenant_id, status, id DESC);
 -- Promoter: due retries and delayed tasks.
 CREATE INDEX tasks_due_idx ON tasks (run_at) WHERE status = 'scheduled';
 -- Relay: rows whose stream entry was never written.
-CREATE INDEX tasks_unpublished_idx ON tasks (created_at)
+CREATE INDEX tasks_unpublished_idx ON tasks (run_at)
     WHERE status = 'pending' AND published_at IS NULL;
 -- Rescuer: leases that ran out.
 CREATE INDEX tasks_lease_idx ON tasks (lease_expires_at) WHERE status = 'processing';

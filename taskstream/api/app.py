@@ -17,8 +17,8 @@ from ..broker.keys import Keys
 from ..broker.producer import Producer
 from ..core.config import Settings
 from ..core.errors import BrokerUnavailable, StoreUnavailable
-from ..store.database import acquire, create_pool
-from ..store.task_types import TaskTypeStore, listen_for_changes
+from ..store.database import acquire, create_pool, listen
+from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from .auth import Authenticator
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Litestar:
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.intake = Intake(state.tasks, Producer(state.redis, Keys(settings.redis_prefix)))
         await state.catalog.reload()
-        close_listener = await listen_for_changes(state.pool, state.catalog.invalidate)
+        close_listener = await listen(state.pool, CHANNEL, state.catalog.invalidate)
         try:
             yield
         finally:

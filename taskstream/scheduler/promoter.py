@@ -29,9 +29,14 @@ class Promoter:
         """One pass; returns how many tasks it moved or published."""
         moved = 0
         while True:  # keep going while full batches come back (a burst of due tasks)
-            n = await self.store.promote_due(BATCH, self.producer.publish)
-            moved += n
-            if n < BATCH:
+            due = await self.store.promote_due(BATCH)
+            if due:
+                # If this publish fails (or we die here), the rows are pending and unpublished:
+                # the relay below publishes them.
+                await self.producer.publish(due)
+                await self.store.mark_published([d.task_id for d in due])
+            moved += len(due)
+            if len(due) < BATCH:
                 break
         moved += await self.store.relay_unpublished(
             BATCH, self.settings.publish_grace_s, self.producer.publish
@@ -57,6 +62,10 @@ class Promoter:
                 failures += 1
                 moved = 0
                 log.warning("promoter waiting for a dependency", error=str(exc))
+            except Exception:  # a maintenance loop must outlive a bad batch; it is logged
+                failures += 1
+                moved = 0
+                log.exception("promoter pass failed")
             pause = self.settings.promote_interval_s if not failures else min(0.2 * failures, 2)
             if moved == 0:
                 try:

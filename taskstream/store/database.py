@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -61,3 +61,27 @@ async def acquire(pool: asyncpg.Pool[Any]) -> AsyncIterator[asyncpg.Connection[A
     with translate_errors():
         async with pool.acquire() as conn:
             yield conn
+
+
+async def listen(
+    pool: asyncpg.Pool[Any], channel: str, on_notify: Callable[[], None]
+) -> Callable[[], Awaitable[None]]:
+    """Call ``on_notify`` on every NOTIFY on ``channel``; holds one pooled connection.
+    Returns a coroutine function that stops listening."""
+    with translate_errors():
+        conn: asyncpg.Connection[Any] = await pool.acquire()
+
+    def _callback(*_: object) -> None:
+        on_notify()
+
+    await conn.add_listener(channel, _callback)
+
+    async def close() -> None:
+        try:
+            await conn.remove_listener(channel, _callback)
+        except (asyncpg.InterfaceError, OSError):
+            pass  # the connection is already gone
+        finally:
+            await pool.release(conn)
+
+    return close

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -50,22 +50,3 @@ class TaskTypeStore:
             for r in rows
         ]
 
-
-async def listen_for_changes(
-    pool: asyncpg.Pool[Any], on_change: Callable[[], None]
-) -> Callable[[], Awaitable[None]]:
-    """Call ``on_change`` whenever a worker registers changed definitions. Returns a closer."""
-    conn = await pool.acquire()
-
-    def _callback(*_: object) -> None:
-        on_change()
-
-    await conn.add_listener(CHANNEL, _callback)
-
-    async def close() -> None:
-        try:
-            await conn.remove_listener(CHANNEL, _callback)
-        finally:
-            await pool.release(conn)
-
-    return close

@@ -24,6 +24,7 @@ from . import queries
 from .database import acquire, translate_errors
 
 Q = queries.load("tasks")
+QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
 Publish = Callable[[Sequence[Dispatch]], Awaitable[None]]
 
 
@@ -105,8 +106,10 @@ class TaskStore:
             await conn.execute(Q["mark_published"], list(ids))
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
-        async with acquire(self.pool) as conn:
-            await conn.execute(Q["upsert_queue"], tenant_id, name)
+        """Record a (tenant, queue) pair; a new one wakes workers (NOTIFY) to read its streams."""
+        async with acquire(self.pool) as conn, conn.transaction():
+            if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
+                await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
 
     async def list_queues(self, names: Sequence[str] | None) -> list[tuple[UUID, str]]:
         async with acquire(self.pool) as conn:
@@ -215,9 +218,10 @@ class TaskStore:
 
     # -- maintenance (scheduler) ---------------------------------------------------------------
 
-    async def promote_due(self, limit: int, publish: Publish) -> int:
-        """Move due scheduled tasks to pending and publish them before the rows unlock."""
-        return await self._publish_in_tx(Q["promote_due"], publish, limit)
+    async def promote_due(self, limit: int) -> list[Dispatch]:
+        """Move due scheduled tasks to pending (committed); the caller publishes them."""
+        async with acquire(self.pool) as conn:
+            return _dispatches(await conn.fetch(Q["promote_due"], limit))
 
     async def relay_unpublished(self, limit: int, grace_s: float, publish: Publish) -> int:
         return await self._publish_in_tx(Q["relay_unpublished"], publish, limit, grace_s)

@@ -27,9 +27,9 @@ from ..core.errors import Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Outcome, OutcomeKind
 from ..core.retry import RetryPolicy
-from ..store.database import create_pool
+from ..store.database import create_pool, listen
 from ..store.task_types import TaskTypeRow, TaskTypeStore
-from ..store.tasks import TaskStore
+from ..store.tasks import QUEUES_CHANNEL, TaskStore
 from ..store.transactions import AttemptTransaction
 from .context import TaskContext
 from .executor import decide, execute
@@ -71,6 +71,7 @@ class Worker:
         self.threads = ThreadPoolExecutor(max_workers=max(concurrency, 4),
                                           thread_name_prefix="taskstream-sync")
         self.completed = 0  # attempts written (any outcome); read by tests and metrics
+        self.ready = asyncio.Event()  # set once types are registered and streams are known
         self._queues_at = 0.0
         self._reclaim_at = 0.0
         self._turn = 0
@@ -90,9 +91,11 @@ class Worker:
         self._redis = connect(self.settings.redis_url)
         self.store = TaskStore(self._pool)
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
+        close_listener = await listen(self._pool, QUEUES_CHANNEL, self._queues_changed)
         try:
             await self.register_types()
             await self.refresh_queues()
+            self.ready.set()
             log.info("worker started", worker=self.name, concurrency=self.concurrency,
                      types=sorted(d.name for d in self.registry))
             loops = [
@@ -107,6 +110,7 @@ class Worker:
                 loop.cancel()
             await asyncio.gather(*loops[1:], return_exceptions=True)
         finally:
+            await close_listener()
             self.threads.shutdown(wait=False, cancel_futures=True)
             await self._redis.aclose()
             await self._pool.close()
@@ -126,6 +130,9 @@ class Worker:
         if rows:
             await TaskTypeStore(self._pool).upsert(rows)
 
+    def _queues_changed(self) -> None:
+        self._queues_at = 0.0  # refresh on the next turn
+
     async def refresh_queues(self) -> None:
         await self.consumer.set_queues(await self.store.list_queues(self.queues))
         self._queues_at = time.monotonic()
@@ -141,6 +148,10 @@ class Worker:
             except Unavailable as exc:
                 failures += 1
                 log.warning("dependency unavailable", error=str(exc), worker=self.name)
+                await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
+            except Exception:  # the read loop must outlive any one bad turn; it is logged
+                failures += 1
+                log.exception("read turn failed", worker=self.name)
                 await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
 
     async def run_once(self) -> int:

@@ -89,10 +89,7 @@ async def start_worker(
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         running.append((worker, stop, task))
-        for _ in range(200):  # until it has registered its types and started reading
-            if getattr(worker, "_redis", None) is not None and worker._queues_at:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(worker.ready.wait(), 10)
         return worker
 
     yield start

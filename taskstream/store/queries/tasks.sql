@@ -85,21 +85,23 @@ WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
 RETURNING t.id;
 
 -- name: promote_due
--- Due delayed tasks and retries become pending. Run inside the publishing transaction so the
--- rows stay locked (SKIP LOCKED for other schedulers) until their stream entries exist.
-UPDATE tasks t SET status = 'pending', published_at = now()
+-- Due delayed tasks and retries become pending (committed before they are published: a worker
+-- must see 'pending' when it reads the entry). SKIP LOCKED: several schedulers share the work.
+UPDATE tasks t SET status = 'pending', published_at = NULL
 FROM (SELECT id FROM tasks WHERE status = 'scheduled' AND run_at <= now()
       ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS due
 WHERE t.id = due.id
 RETURNING t.id, t.tenant_id, t.queue, t.priority;
 
 -- name: relay_unpublished
--- Pending rows whose stream entry was never written (Redis down at submit, API crashed, tasks
--- handed back at shutdown). The grace keeps the relay out of the API's own publish.
+-- Pending rows whose stream entry was never written (Redis down at submit or promotion, a
+-- crash between commit and XADD, tasks handed back at shutdown). The grace after run_at keeps
+-- the relay out of the way of the API's and the promoter's own publish. Runs in the publishing
+-- transaction: rows stay locked until their entries exist.
 UPDATE tasks t SET published_at = now()
 FROM (SELECT id FROM tasks WHERE status = 'pending' AND published_at IS NULL
-        AND created_at < now() - make_interval(secs => $2)
-      ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
+        AND run_at < now() - make_interval(secs => $2)
+      ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
 WHERE t.id = lost.id
 RETURNING t.id, t.tenant_id, t.queue, t.priority;
 
@@ -128,7 +130,7 @@ WHERE id = ANY($1::uuid[]) AND status = 'processing' AND lease_expires_at < now(
 RETURNING id;
 
 -- name: upsert_queue
-INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name;
 
 -- name: list_queues
 SELECT tenant_id, name FROM queues WHERE $1::text[] IS NULL OR name = ANY($1::text[])
