@@ -1,0 +1,104 @@
+"""Drive the real `taskstream` CLI processes, as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from taskstream.core.config import Settings
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
+
+
+class Cluster:
+    """Processes started for one test; all are stopped (SIGTERM, then SIGKILL) at teardown."""
+
+    def __init__(self, settings: Settings, logs: Path) -> None:
+        self.env = {
+            **os.environ,
+            "TASKSTREAM_DATABASE_URL": settings.database_url,
+            "TASKSTREAM_REDIS_URL": settings.redis_url,
+            "TASKSTREAM_REDIS_PREFIX": settings.redis_prefix,
+            "TASKSTREAM_LOG_FORMAT": "json",
+            "TASKSTREAM_PROMOTE_INTERVAL_S": "0.02",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")])),
+        }
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.api_url = ""
+
+    def cli(self, *args: str) -> str:
+        """Run a short CLI verb; returns its stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "taskstream", *args], env=self.env, capture_output=True,
+            timeout=60, check=False,
+        )
+        assert out.returncode == 0, out.stderr.decode()
+        return out.stdout.decode()
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        name = "-".join(a for a in args if not a.startswith("-"))[:40].replace(".", "_")
+        with open(self.logs / f"{name}-{len(self.procs)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "taskstream", *args], env={**self.env, **(env or {})},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start_api(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.start("api", "--port", str(port))
+        self.api_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api_url}/readyz", timeout=1).status_code == 200:
+                    return self.api_url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"API did not become ready; see {self.logs}")
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+             timeout_s: float = 20) -> int:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        return proc.wait(timeout=timeout_s)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    self.stop(proc)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@pytest.fixture
+def cluster(settings: Settings, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(settings, tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
