@@ -69,8 +69,8 @@ def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    from .services import api_service
     from .runtime import run_services
+    from .services import api_service
 
     _run(run_services([api_service(settings, args.host, args.port)]))
     return 0
@@ -142,8 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
 
     worker = verb("worker", cmd_worker, "run tasks")
-    worker.add_argument("--app", action="append", default=[], required=False,
-                        help="module whose @task handlers to load (repeatable)")
+    worker.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        required=False,
+        help="module whose @task handlers to load (repeatable)",
+    )
     worker.add_argument("--queues", help="comma-separated queue names (default: all)")
     worker.add_argument("--concurrency", type=int, default=10, help="tasks at once per process")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
@@ -160,8 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_verbs = key.add_subparsers(dest="key_verb", required=True)
     kc = key_verbs.add_parser("create", help="create an API key; prints it once")
     kc.add_argument("--tenant", required=True, help="tenant name")
-    kc.add_argument("--role", required=True,
-                    choices=["admin", "operator", "submitter", "viewer"])
+    kc.add_argument("--role", required=True, choices=["admin", "operator", "submitter", "viewer"])
     kc.set_defaults(fn=cmd_key_create)
     return parser
 

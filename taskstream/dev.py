@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -33,9 +34,7 @@ def run_dev(settings: Settings, args: argparse.Namespace, progress: Callable[[st
     from .devservers import LocalServices
 
     services: LocalServices | None = None
-    if not os.environ.get("TASKSTREAM_REDIS_URL") or not os.environ.get(
-        "TASKSTREAM_DATABASE_URL"
-    ):
+    if not os.environ.get("TASKSTREAM_REDIS_URL") or not os.environ.get("TASKSTREAM_DATABASE_URL"):
         services = LocalServices(Path(args.data_dir).resolve() / "dev", progress=progress)
         services.start()
         settings = _with(
@@ -82,10 +81,8 @@ async def _serve(
     pool = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         tenants = TenantStore(pool)
-        try:
+        with contextlib.suppress(Conflict):
             await tenants.create_tenant("dev")
-        except Conflict:
-            pass
         key = await tenants.create_key(await tenants.tenant_id("dev"), "admin")
     finally:
         await pool.close()
@@ -104,7 +101,7 @@ async def _serve(
             f"Try it:\n"
             f"  curl -s -X POST {url}/v1/tasks -H 'Authorization: Bearer {key}' "
             f"-H 'Content-Type: application/json' "
-            f"-d '{{\"type\": \"examples.echo\", \"payload\": {{\"message\": \"hello\"}}}}'\n"
+            f'-d \'{{"type": "examples.echo", "payload": {{"message": "hello"}}}}\'\n'
             f"  curl -s {url}/v1/tasks -H 'Authorization: Bearer {key}'\n\n"
             f"Ctrl-C stops everything.\n",
             flush=True,

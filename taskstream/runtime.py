@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-Service = Callable[[asyncio.Event], Awaitable[None]]
+Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_services(services: Sequence[Service], stop: asyncio.Event | None = None) -> None:
@@ -17,7 +18,7 @@ async def run_services(services: Sequence[Service], stop: asyncio.Event | None =
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(s(stop)) for s in services]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        _done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=False)
     finally:

@@ -33,8 +33,13 @@ def api_service(settings: Settings, host: str, port: int) -> Service:
 
     async def run(stop: asyncio.Event) -> None:
         config = uvicorn.Config(
-            create_app(settings), host=host, port=port, log_level="warning",
-            access_log=False, lifespan="on", loop="none",
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            loop="none",
         )
         server = _Server(config)
         serving = asyncio.create_task(server.serve())
@@ -62,8 +67,9 @@ def scheduler_service(settings: Settings) -> Service:
         pool = await create_pool(settings.database_url, min_size=1, max_size=4)
         redis = connect(settings.redis_url)
         try:
-            promoter = Promoter(settings, TaskStore(pool),
-                                Producer(redis, Keys(settings.redis_prefix)))
+            promoter = Promoter(
+                settings, TaskStore(pool), Producer(redis, Keys(settings.redis_prefix))
+            )
             await promoter.run(stop)
         finally:
             await redis.aclose()

@@ -56,8 +56,9 @@ async def build(
         raise Unprocessable(
             f"payload does not match {body.type!r}: {exc.message}",
             code="invalid_payload",
-            errors=[{"path": "/".join(str(p) for p in (exc.path or [])[1:]),
-                     "message": exc.message}],
+            errors=[
+                {"path": "/".join(str(p) for p in (exc.path or [])[1:]), "message": exc.message}
+            ],
         ) from None
     queue = body.queue or known.row.queue
     if not QUEUE_NAME.match(queue):
@@ -138,10 +139,7 @@ class Intake:
                     log.warning("could not mark tasks published", error=str(exc))
 
     async def _publish(self, tasks: Sequence[TaskRecord]) -> list[UUID]:
-        items = [
-            Dispatch(t.id, t.tenant_id, t.queue, t.priority)
-            for t in tasks
-        ]
+        items = [Dispatch(t.id, t.tenant_id, t.queue, t.priority) for t in tasks]
         try:
             await self.producer.publish(items)
         except Unavailable as exc:

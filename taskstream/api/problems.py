@@ -8,6 +8,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
 
 from ..core.errors import ProblemError, Unavailable
 from .schemas import Problem
@@ -57,7 +58,9 @@ def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[byt
 
 def handle_unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:
     return problem(
-        503, "unavailable", f"{exc}; retry later",
+        503,
+        "unavailable",
+        f"{exc}; retry later",
         headers={"Retry-After": str(exc.retry_after_s)},
     )
 
@@ -81,7 +84,7 @@ def _as_list(extra: Any) -> list[dict[str, Any]]:
     return [i if isinstance(i, dict) else {"message": str(i)} for i in items]
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ProblemError: handle_problem,
     Unavailable: handle_unavailable,
     HTTPException: handle_http,

@@ -54,11 +54,22 @@ class TaskOut(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, t: TaskRecord) -> TaskOut:
         return cls(
-            id=t.id, type=t.type, queue=t.queue, priority=t.priority.label,
-            status=str(t.status), payload=t.payload, result=t.result, last_error=t.last_error,
-            attempts=t.attempts, max_attempts=t.max_attempts, timeout_s=t.timeout_s,
-            idempotency_key=t.idempotency_key, correlation_id=t.correlation_id,
-            run_at=t.run_at, created_at=t.created_at, started_at=t.started_at,
+            id=t.id,
+            type=t.type,
+            queue=t.queue,
+            priority=t.priority.label,
+            status=str(t.status),
+            payload=t.payload,
+            result=t.result,
+            last_error=t.last_error,
+            attempts=t.attempts,
+            max_attempts=t.max_attempts,
+            timeout_s=t.timeout_s,
+            idempotency_key=t.idempotency_key,
+            correlation_id=t.correlation_id,
+            run_at=t.run_at,
+            created_at=t.created_at,
+            started_at=t.started_at,
             finished_at=t.finished_at,
         )
 

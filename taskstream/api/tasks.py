@@ -56,13 +56,15 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
 async def submit_task(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     who = await state.auth.principal(request, Action.SUBMIT)
     body = await _body(request, SubmitTask)
-    new = await build(body, who.tenant_id, state.catalog, state.settings,
-                      _correlation_id(request), now_utc())
+    new = await build(
+        body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now_utc()
+    )
     (result,) = await state.intake.submit([new])
     if result.conflict:
         raise Conflict(
             "idempotency key was already used with a different request body",
-            code="idempotency_conflict", task_id=str(result.task.id),
+            code="idempotency_conflict",
+            task_id=str(result.task.id),
         )
     return _json(TaskOut.of(result.task), 201 if result.created else 200)
 
@@ -76,27 +78,36 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> Respons
     news, errors = [], []
     for index, item in enumerate(batch.tasks):
         try:
-            news.append(await build(item, who.tenant_id, state.catalog, state.settings,
-                                    correlation, now))
+            news.append(
+                await build(item, who.tenant_id, state.catalog, state.settings, correlation, now)
+            )
         except ProblemError as exc:
             errors.append({"index": index, "code": exc.code, "message": exc.detail})
     if errors:
         raise Unprocessable(
             f"{len(errors)} of {len(batch.tasks)} tasks are invalid; none was submitted",
-            code="invalid_batch", errors=errors,
+            code="invalid_batch",
+            errors=errors,
         )
     results = await state.intake.submit(news)
     items = [
-        BatchItem(status=409, code="idempotency_conflict", task=TaskOut.of(r.task),
-                  detail="idempotency key was already used with a different request body")
-        if r.conflict else BatchItem(status=201 if r.created else 200, task=TaskOut.of(r.task))
+        BatchItem(
+            status=409,
+            code="idempotency_conflict",
+            task=TaskOut.of(r.task),
+            detail="idempotency key was already used with a different request body",
+        )
+        if r.conflict
+        else BatchItem(status=201 if r.created else 200, task=TaskOut.of(r.task))
         for r in results
     ]
     return _json(BatchOut(items=items), 201)
 
 
 @get("/v1/tasks/{task_id:str}", summary="Get a task")
-async def get_task(request: Request[Any, Any, Any], state: State, task_id: FromPath[str]) -> Response[bytes]:
+async def get_task(
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
+) -> Response[bytes]:
     who = await state.auth.principal(request, Action.READ)
     return _json(TaskOut.of(await state.tasks.get(who.tenant_id, _task_id(task_id))))
 
@@ -120,16 +131,21 @@ async def list_tasks(
         before = UUID(cursor) if cursor else None
     except ValueError:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from None
-    rows = await state.tasks.list(
-        who.tenant_id, status=TaskStatus(status) if status else None, type=type, queue=queue,
-        before=before, limit=limit,
+    rows = await state.tasks.list_tasks(
+        who.tenant_id,
+        status=TaskStatus(status) if status else None,
+        type=type,
+        queue=queue,
+        before=before,
+        limit=limit,
     )
     next_cursor = str(rows[-1].id) if len(rows) == limit else None
     return _json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))
 
 
-@post("/v1/tasks/{task_id:str}/cancel", summary="Cancel a pending or scheduled task",
-      status_code=200)
+@post(
+    "/v1/tasks/{task_id:str}/cancel", summary="Cancel a pending or scheduled task", status_code=200
+)
 async def cancel_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
 ) -> Response[bytes]:

@@ -14,13 +14,14 @@ Redis = aioredis.Redis
 
 
 def connect(url: str) -> Redis:
-    return aioredis.Redis.from_url(
+    client: Redis = aioredis.Redis.from_url(
         url,
         decode_responses=False,
         socket_connect_timeout=2,
         socket_keepalive=True,
         health_check_interval=15,
     )
+    return client
 
 
 @contextlib.contextmanager

@@ -97,7 +97,9 @@ class Consumer:
             await self._ensure_groups(self.all_streams)
             return []
 
-    async def _xreadgroup(self, keys: Sequence[bytes], count: int, block: int | None) -> list[Entry]:
+    async def _xreadgroup(
+        self, keys: Sequence[bytes], count: int, block: int | None
+    ) -> list[Entry]:
         with translate_errors():
             resp = await self.redis.xreadgroup(
                 self.keys.group, self.name, dict.fromkeys(keys, b">"), count=count, block=block
@@ -115,7 +117,11 @@ class Consumer:
             while len(out) < count:
                 with translate_errors():
                     resp = await self.redis.xautoclaim(
-                        stream, self.keys.group, self.name, min_idle_ms, cursor,
+                        stream,
+                        self.keys.group,
+                        self.name,
+                        min_idle_ms,
+                        cursor,
                         count=count - len(out),
                     )
                 cursor, messages = resp[0], resp[1]

@@ -22,6 +22,7 @@ class Producer:
         with translate_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for d in items:
-                    pipe.xadd(self.keys.stream(d.tenant_id, d.queue, d.priority),
-                              {b"t": d.task_id.bytes})
+                    pipe.xadd(
+                        self.keys.stream(d.tenant_id, d.queue, d.priority), {b"t": d.task_id.bytes}
+                    )
                 await pipe.execute()

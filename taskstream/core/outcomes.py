@@ -7,7 +7,7 @@ import enum
 import msgspec
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal, named for what the handler asks
+class Retry(Exception):
     """Raise from a handler to run the task again after ``delay_s`` (counts as an attempt)."""
 
     def __init__(self, delay_s: float | None = None, reason: str = "retry requested") -> None:
@@ -16,7 +16,7 @@ class Retry(Exception):  # noqa: N818 - a control-flow signal, named for what th
         self.reason = reason
 
 
-class Fail(Exception):  # noqa: N818 - a control-flow signal, named for what the handler asks
+class Fail(Exception):
     """Raise from a handler to fail the task now, without further attempts."""
 
     def __init__(self, reason: str) -> None:

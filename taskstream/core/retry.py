@@ -24,8 +24,6 @@ def backoff_s(attempt: int, policy: RetryPolicy, unit_random: float) -> float:
     return backoff_ceiling_s(attempt, policy) * unit_random
 
 
-def next_run_at(
-    now: datetime, attempt: int, policy: RetryPolicy, unit_random: float
-) -> datetime:
+def next_run_at(now: datetime, attempt: int, policy: RetryPolicy, unit_random: float) -> datetime:
     """When a task whose ``attempt`` just failed should run again."""
     return now + timedelta(seconds=backoff_s(attempt, policy, unit_random))

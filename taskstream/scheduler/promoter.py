@@ -4,6 +4,7 @@ that have no stream entry; hands back tasks whose lease ran out long ago."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import structlog
@@ -68,7 +69,5 @@ class Promoter:
                 log.exception("promoter pass failed")
             pause = self.settings.promote_interval_s if not failures else min(0.2 * failures, 2)
             if moved == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
-                except TimeoutError:
-                    pass

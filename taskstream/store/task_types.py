@@ -44,9 +44,11 @@ class TaskTypeStore:
             rows = await conn.fetch(Q["list_task_types"])
         return [
             TaskTypeRow(
-                name=r["name"], queue=r["queue"], timeout_s=r["timeout_s"],
-                max_attempts=r["max_attempts"], payload_schema=r["payload_schema"],
+                name=r["name"],
+                queue=r["queue"],
+                timeout_s=r["timeout_s"],
+                max_attempts=r["max_attempts"],
+                payload_schema=r["payload_schema"],
             )
             for r in rows
         ]
-

@@ -74,11 +74,22 @@ class TaskStore:
         """Insert a group of tasks in one statement; one :class:`Inserted` per task, in order."""
         cols: list[list[Any]] = [[] for _ in range(12)]
         for t in tasks:
-            for i, v in enumerate((
-                t.id, t.tenant_id, t.type, t.queue, int(t.priority), t.payload_json.decode(),
-                t.max_attempts, t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id,
-                t.run_at,
-            )):
+            for i, v in enumerate(
+                (
+                    t.id,
+                    t.tenant_id,
+                    t.type,
+                    t.queue,
+                    int(t.priority),
+                    t.payload_json.decode(),
+                    t.max_attempts,
+                    t.timeout_s,
+                    t.idempotency_key,
+                    t.request_hash,
+                    t.correlation_id,
+                    t.run_at,
+                )
+            ):
                 cols[i].append(v)
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(Q["insert_tasks"], *cols)
@@ -125,7 +136,7 @@ class TaskStore:
             raise NotFound("task not found", code="task_not_found")
         return to_record(row)
 
-    async def list(
+    async def list_tasks(
         self,
         tenant_id: UUID,
         *,
@@ -136,9 +147,7 @@ class TaskStore:
         limit: int = 50,
     ) -> list[TaskRecord]:
         async with acquire(self.pool) as conn:
-            rows = await conn.fetch(
-                Q["list_tasks"], tenant_id, status, type, queue, before, limit
-            )
+            rows = await conn.fetch(Q["list_tasks"], tenant_id, status, type, queue, before, limit)
         return [to_record(r) for r in rows]
 
     async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
@@ -162,11 +171,19 @@ class TaskStore:
             rows = await conn.fetch(Q["claim_tasks"], list(ids), owner, lease_s)
         return [
             ClaimedTask(
-                id=r["id"], tenant_id=r["tenant_id"], type=r["type"], queue=r["queue"],
-                payload_json=r["payload"], attempt=r["attempts"], max_attempts=r["max_attempts"],
-                timeout_s=r["timeout_s"], lease_epoch=r["lease_epoch"],
-                idempotency_key=r["idempotency_key"], correlation_id=r["correlation_id"],
-                created_unix=r["created_unix"], run_unix=r["run_unix"],
+                id=r["id"],
+                tenant_id=r["tenant_id"],
+                type=r["type"],
+                queue=r["queue"],
+                payload_json=r["payload"],
+                attempt=r["attempts"],
+                max_attempts=r["max_attempts"],
+                timeout_s=r["timeout_s"],
+                lease_epoch=r["lease_epoch"],
+                idempotency_key=r["idempotency_key"],
+                correlation_id=r["correlation_id"],
+                created_unix=r["created_unix"],
+                run_unix=r["run_unix"],
             )
             for r in rows
         ]

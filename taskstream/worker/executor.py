@@ -51,23 +51,33 @@ async def execute(
             duration_s=time.perf_counter() - started,
         )
     except Retry as exc:
-        return Outcome(kind=OutcomeKind.RETRY, error=exc.reason, delay_s=exc.delay_s,
-                       duration_s=time.perf_counter() - started)
+        return Outcome(
+            kind=OutcomeKind.RETRY,
+            error=exc.reason,
+            delay_s=exc.delay_s,
+            duration_s=time.perf_counter() - started,
+        )
     except Fail as exc:
-        return Outcome(kind=OutcomeKind.FAIL, error=exc.reason,
-                       duration_s=time.perf_counter() - started)
+        return Outcome(
+            kind=OutcomeKind.FAIL, error=exc.reason, duration_s=time.perf_counter() - started
+        )
     except Exception as exc:  # noqa: BLE001 - any handler error is an attempt outcome
-        return Outcome(kind=OutcomeKind.RETRY, error=_error_text(exc),
-                       duration_s=time.perf_counter() - started)
+        return Outcome(
+            kind=OutcomeKind.RETRY, error=_error_text(exc), duration_s=time.perf_counter() - started
+        )
     duration = time.perf_counter() - started
     try:
         encoded = _encode(result)
     except (TypeError, msgspec.EncodeError) as exc:
-        return Outcome(kind=OutcomeKind.FAIL, error=f"result is not JSON: {exc}",
-                       duration_s=duration)
+        return Outcome(
+            kind=OutcomeKind.FAIL, error=f"result is not JSON: {exc}", duration_s=duration
+        )
     if len(encoded) > max_result_bytes:
-        return Outcome(kind=OutcomeKind.FAIL, duration_s=duration,
-                       error=f"result of {len(encoded)} bytes exceeds {max_result_bytes}")
+        return Outcome(
+            kind=OutcomeKind.FAIL,
+            duration_s=duration,
+            error=f"result of {len(encoded)} bytes exceeds {max_result_bytes}",
+        )
     return Outcome(kind=OutcomeKind.COMPLETED, result_json=encoded, duration_s=duration)
 
 
@@ -94,15 +104,30 @@ def decide(
     unit_random: float,
 ) -> Finish:
     """The state an attempt leads to: completed, scheduled for retry, or failed."""
-    base = {"task_id": task.id, "lease_epoch": task.lease_epoch}
     if outcome.kind is OutcomeKind.COMPLETED:
         result = None if outcome.result_json is None else outcome.result_json.decode()
-        return Finish(**base, status=TaskStatus.COMPLETED, result_json=result)
+        return Finish(
+            task_id=task.id,
+            lease_epoch=task.lease_epoch,
+            status=TaskStatus.COMPLETED,
+            result_json=result,
+        )
     retryable = outcome.kind is not OutcomeKind.FAIL and task.attempt < task.max_attempts
     if not retryable:
-        return Finish(**base, status=TaskStatus.FAILED, error=outcome.error)
+        return Finish(
+            task_id=task.id,
+            lease_epoch=task.lease_epoch,
+            status=TaskStatus.FAILED,
+            error=outcome.error,
+        )
     if outcome.delay_s is not None:
         run_at = now + timedelta(seconds=max(0.0, outcome.delay_s))
     else:
         run_at = next_run_at(now, task.attempt, policy, unit_random)
-    return Finish(**base, status=TaskStatus.SCHEDULED, error=outcome.error, run_at=run_at)
+    return Finish(
+        task_id=task.id,
+        lease_epoch=task.lease_epoch,
+        status=TaskStatus.SCHEDULED,
+        error=outcome.error,
+        run_at=run_at,
+    )

@@ -5,6 +5,7 @@ stream entries; a reclaim pass takes over entries whose worker died."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -68,8 +69,9 @@ class Worker:
         self.buffer: deque[Entry] = deque()
         self.completions: asyncio.Queue[tuple[Finish, Entry]] = asyncio.Queue()
         self.slot_freed = asyncio.Event()
-        self.threads = ThreadPoolExecutor(max_workers=max(concurrency, 4),
-                                          thread_name_prefix="taskstream-sync")
+        self.threads = ThreadPoolExecutor(
+            max_workers=max(concurrency, 4), thread_name_prefix="taskstream-sync"
+        )
         self.completed = 0  # attempts written (any outcome); read by tests and metrics
         self.ready = asyncio.Event()  # set once types are registered and streams are known
         self._queues_at = 0.0
@@ -96,8 +98,12 @@ class Worker:
             await self.register_types()
             await self.refresh_queues()
             self.ready.set()
-            log.info("worker started", worker=self.name, concurrency=self.concurrency,
-                     types=sorted(d.name for d in self.registry))
+            log.info(
+                "worker started",
+                worker=self.name,
+                concurrency=self.concurrency,
+                types=sorted(d.name for d in self.registry),
+            )
             loops = [
                 asyncio.create_task(self._read_loop(stop), name="read"),
                 asyncio.create_task(self._complete_loop(), name="complete"),
@@ -165,10 +171,8 @@ class Worker:
         free = self.concurrency - len(self.inflight)
         if free <= 0:
             self.slot_freed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.slot_freed.wait(), 0.5)
-            except TimeoutError:
-                pass
             return 0
         entries = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
         vt_ms = int(self.settings.visibility_timeout_s * 1000)
@@ -215,16 +219,27 @@ class Worker:
         definition = self.registry.get(task.type)
         tx = AttemptTransaction(self._pool)
         ctx = TaskContext(
-            task_id=task.id, tenant_id=task.tenant_id, type=task.type, attempt=task.attempt,
-            max_attempts=task.max_attempts, lease_epoch=task.lease_epoch,
-            idempotency_key=task.idempotency_key, correlation_id=task.correlation_id, tx=tx,
+            task_id=task.id,
+            tenant_id=task.tenant_id,
+            type=task.type,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            lease_epoch=task.lease_epoch,
+            idempotency_key=task.idempotency_key,
+            correlation_id=task.correlation_id,
+            tx=tx,
         )
         try:
             outcome = await self._outcome(definition, ctx, task)
-            finish = decide(outcome, task, self.policy, datetime.now(UTC), random.random())
+            # Jitter, not security: a PRNG is right here.
+            finish = decide(outcome, task, self.policy, datetime.now(UTC), random.random())  # noqa: S311
             if outcome.kind is not OutcomeKind.COMPLETED:
-                ctx.log.warning("attempt failed", outcome=str(outcome.kind), error=outcome.error,
-                                next_status=str(finish.status))
+                ctx.log.warning(
+                    "attempt failed",
+                    outcome=str(outcome.kind),
+                    error=outcome.error,
+                    next_status=str(finish.status),
+                )
             if tx.active:
                 await self._finish_with_transaction(finish, slot, tx)
             else:
@@ -240,8 +255,12 @@ class Worker:
         if definition is None:
             return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
         return await execute(
-            definition, ctx, task.payload_json, task.timeout_s,
-            threads=self.threads, max_result_bytes=self.settings.max_result_bytes,
+            definition,
+            ctx,
+            task.payload_json,
+            task.timeout_s,
+            threads=self.threads,
+            max_result_bytes=self.settings.max_result_bytes,
         )
 
     async def _finish_with_transaction(
@@ -357,7 +376,5 @@ def _json(value: Any) -> str:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

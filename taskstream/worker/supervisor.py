@@ -24,16 +24,19 @@ def supervise(count: int, argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    children.extend(subprocess.Popen(argv) for _ in range(count))
+    children.extend(subprocess.Popen(argv) for _ in range(count))  # noqa: S603 - our own argv
     print(f"supervising {count} worker processes", file=sys.stderr, flush=True)
     while not stopping:
         time.sleep(0.2)
         for i, child in enumerate(children):
             if child.poll() is not None and not stopping:
-                print(f"worker {child.pid} exited ({child.returncode}); restarting",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"worker {child.pid} exited ({child.returncode}); restarting",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(RESTART_BACKOFF_S)
-                children[i] = subprocess.Popen(argv)
+                children[i] = subprocess.Popen(argv)  # noqa: S603 - our own argv
     for child in children:
         child.wait()
     return 0
