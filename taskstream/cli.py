@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import msgspec
+
 from .core.config import Settings
 from .core.errors import ProblemError, TaskstreamError
 from .observability.logging import configure
@@ -172,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except msgspec.ValidationError as exc:
+        print(f"taskstream: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     configure(settings.log_format, settings.log_level)
     try:
         code: int = args.fn(settings, args)

@@ -61,7 +61,7 @@ async def build(
             ],
         ) from None
     queue = body.queue or known.row.queue
-    if not QUEUE_NAME.match(queue):
+    if not QUEUE_NAME.fullmatch(queue):
         raise Unprocessable(
             "queue names are 1-64 letters, digits, '_', '.', ':' or '-'", code="invalid_queue"
         )

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated, Literal
 
 import msgspec
+
+# Positive and finite: a zero, negative or NaN timeout would stall or spin every loop.
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=365 * 86_400)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -17,33 +22,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """PostgreSQL, the source of truth. `taskstream migrate` creates the database if missing."""
     redis_prefix: str = "ts"
     """Prefix of every Redis key; lets several deployments (or tests) share one Redis."""
-    visibility_timeout_s: float = 30.0
+    visibility_timeout_s: Seconds = 30.0
     """Lease length: a task whose worker stops heartbeating is handed out again after this."""
-    default_max_attempts: int = 3
+    default_max_attempts: Count = 3
     """Attempts for a task whose type and submission give none."""
-    default_timeout_s: float = 60.0
+    default_timeout_s: Seconds = 60.0
     """Handler timeout for a task whose type and submission give none."""
-    retry_base_s: float = 1.0
+    retry_base_s: Seconds = 1.0
     """Backoff after the first failed attempt (before jitter); doubles per attempt."""
-    retry_cap_s: float = 300.0
+    retry_cap_s: Seconds = 300.0
     """Backoff ceiling."""
-    max_payload_bytes: int = 256 * 1024
+    max_payload_bytes: Count = 256 * 1024
     """Largest accepted payload (JSON bytes); larger gets 413."""
-    max_result_bytes: int = 64 * 1024
+    max_result_bytes: Count = 64 * 1024
     """Largest stored result; a larger one is replaced by an error note."""
-    max_request_bytes: int = 8 * 1024 * 1024
+    max_request_bytes: Count = 8 * 1024 * 1024
     """Largest request body (a batch of 1,000 tasks)."""
-    api_key_cache_ttl_s: float = 10.0
+    api_key_cache_ttl_s: Seconds = 10.0
     """How long the API trusts a verified key before checking it again (revocation delay)."""
-    promote_interval_s: float = 0.05
+    promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
-    publish_grace_s: float = 2.0
+    publish_grace_s: Seconds = 2.0
     """Age after which a pending row with no stream entry is published by the relay."""
-    shutdown_grace_s: float = 10.0
+    shutdown_grace_s: Seconds = 10.0
     """How long a stopping worker lets running tasks finish before handing them back."""
-    log_format: str = "json"
+    log_format: Literal["json", "console"] = "json"
     """`json` (one object per line) or `console`."""
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged: `debug`, `info`, `warning` or `error`."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -112,6 +112,8 @@ class Finish(msgspec.Struct, frozen=True, kw_only=True):
     task_id: UUID
     lease_epoch: int
     status: TaskStatus  # completed | scheduled (retry) | failed
+    outcome: str = "completed"  # what the attempt came to (see core.outcomes.OutcomeKind)
     result_json: str | None = None
     error: str | None = None
     run_at: datetime | None = None
+    duration_s: float | None = None

@@ -189,7 +189,10 @@ class TaskStore:
         ]
 
     async def finish(
-        self, items: Sequence[Finish], conn: asyncpg.Connection[Any] | None = None
+        self,
+        items: Sequence[Finish],
+        conn: asyncpg.Connection[Any] | None = None,
+        worker: str | None = None,
     ) -> set[UUID]:
         """Write attempt outcomes; returns the ids whose lease still matched (the rest were
         fenced out and must not be acked)."""
@@ -200,6 +203,9 @@ class TaskStore:
             [f.result_json for f in items],
             [f.error for f in items],
             [f.run_at for f in items],
+            [f.outcome for f in items],
+            [f.duration_s for f in items],
+            worker,
         )
         if conn is not None:
             with translate_errors():
@@ -252,6 +258,49 @@ class TaskStore:
                         # A failed publish raises and rolls back: the rows are tried again.
                         await publish(_dispatches(rows))
         return len(rows)
+
+    async def attempts(self, tenant_id: UUID, task_id: UUID) -> list[dict[str, Any]]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["list_attempts"], tenant_id, task_id)
+            if not rows and await conn.fetchrow(Q["get_task"], tenant_id, task_id) is None:
+                raise NotFound("task not found", code="task_not_found")
+        return [dict(r) for r in rows]
+
+    async def list_dead(
+        self,
+        tenant_id: UUID,
+        *,
+        task_type: str | None,
+        queue: str | None,
+        before: UUID | None,
+        limit: int,
+    ) -> list[TaskRecord]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["list_dead"], tenant_id, task_type, queue, before, limit)
+        return [to_record(r) for r in rows]
+
+    async def replay(
+        self,
+        tenant_id: UUID,
+        *,
+        ids: Sequence[UUID] | None,
+        task_type: str | None,
+        queue: str | None,
+        limit: int,
+        by: str,
+    ) -> list[TaskRecord]:
+        """Failed tasks back to pending (attempts reset); every replay is recorded."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["replay_dead"],
+                tenant_id,
+                None if ids is None else list(ids),
+                task_type,
+                queue,
+                limit,
+                by,
+            )
+        return [to_record(r) for r in rows]
 
     async def rescue_expired(self, limit: int, grace_s: float) -> list[tuple[UUID, TaskStatus]]:
         async with acquire(self.pool) as conn:

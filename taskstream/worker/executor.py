@@ -40,11 +40,19 @@ async def execute(
     started = time.perf_counter()
     try:
         payload = definition.decoder.decode(payload_json)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # ValidationError included
         return Outcome(kind=OutcomeKind.FAIL, error=f"payload rejected by handler: {exc}")
+    deadline = asyncio.timeout(timeout_s)
     try:
-        result = await _call(definition, ctx, payload, timeout_s, threads)
-    except TimeoutError:
+        async with deadline:
+            result = await _call(definition, ctx, payload, threads)
+    except TimeoutError as exc:
+        if not deadline.expired():  # the handler's own TimeoutError: an ordinary failure
+            return Outcome(
+                kind=OutcomeKind.RETRY,
+                error=_error_text(exc),
+                duration_s=time.perf_counter() - started,
+            )
         return Outcome(
             kind=OutcomeKind.TIMEOUT,
             error=f"timeout: handler ran past {timeout_s:g} s",
@@ -82,18 +90,13 @@ async def execute(
 
 
 async def _call(
-    definition: TaskDefinition,
-    ctx: TaskContext,
-    payload: Any,
-    timeout_s: float,
-    threads: Executor | None,
+    definition: TaskDefinition, ctx: TaskContext, payload: Any, threads: Executor | None
 ) -> Any:
-    async with asyncio.timeout(timeout_s):
-        if definition.is_async:
-            return await definition.fn(ctx, payload)
-        # A sync handler that overruns is abandoned with its thread: Python cannot stop it.
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(threads, definition.fn, ctx, payload)
+    if definition.is_async:
+        return await definition.fn(ctx, payload)
+    # A sync handler that overruns is abandoned with its thread: Python cannot stop it.
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(threads, definition.fn, ctx, payload)
 
 
 def decide(

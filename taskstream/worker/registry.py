@@ -74,9 +74,9 @@ class Registry:
         max_attempts: int | None = None,
     ) -> Callable[[F], F]:
         """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise HandlerError(f"invalid task type name {name!r}")
-        if not QUEUE.match(queue):
+        if not QUEUE.fullmatch(queue):
             raise HandlerError(f"invalid queue name {queue!r}")
 
         def register(fn: F) -> F:

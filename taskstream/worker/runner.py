@@ -272,7 +272,7 @@ class Worker:
             await tx.settle(commit=False)
             self.completions.put_nowait((finish, slot.entry))
             return
-        ok = await self.store.finish([finish], conn=tx.conn)
+        ok = await self.store.finish([finish], conn=tx.conn, worker=self.name)
         await tx.settle(commit=bool(ok))
         if ok:
             await self._ack_quietly([slot.entry])
@@ -302,7 +302,7 @@ class Worker:
         delay = 0.05
         while True:
             try:
-                ok = await self.store.finish([f for f, _ in batch])
+                ok = await self.store.finish([f for f, _ in batch], worker=self.name)
                 break
             except Unavailable as exc:
                 log.warning("cannot write outcomes yet", error=str(exc), pending=len(batch))

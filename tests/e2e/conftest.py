@@ -39,8 +39,11 @@ class Cluster:
     def cli(self, *args: str) -> str:
         """Run a short CLI verb; returns its stdout."""
         out = subprocess.run(
-            [sys.executable, "-m", "taskstream", *args], env=self.env, capture_output=True,
-            timeout=60, check=False,
+            [sys.executable, "-m", "taskstream", *args],
+            env=self.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         assert out.returncode == 0, out.stderr.decode()
         return out.stdout.decode()
@@ -49,8 +52,11 @@ class Cluster:
         name = "-".join(a for a in args if not a.startswith("-"))[:40].replace(".", "_")
         with open(self.logs / f"{name}-{len(self.procs)}.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "taskstream", *args], env={**self.env, **(env or {})},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "taskstream", *args],
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs.append(proc)
         return proc
@@ -71,8 +77,9 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError(f"API did not become ready; see {self.logs}")
 
-    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
-             timeout_s: float = 20) -> int:
+    def stop(
+        self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 20
+    ) -> int:
         if proc.poll() is None:
             os.killpg(proc.pid, sig)
         return proc.wait(timeout=timeout_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections import Counter
 from typing import Any
 
@@ -56,33 +55,63 @@ def test_thousand_tasks_two_tenants_four_priorities(cluster: Cluster, settings: 
         keys[name] = out.strip()
     url = cluster.start_api()
     cluster.start("scheduler")
-    supervisor = cluster.start("worker", "--app", "testapp", "--app", "taskstream.examples.tasks",
-                               "--processes", "2", "--concurrency", "20")
-    plain = cluster.start("worker", "--app", "testapp", "--app", "taskstream.examples.tasks",
-                          "--concurrency", "20")
-    wait_until(lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] >= 8,
-               30, "workers to register their task types")
+    supervisor = cluster.start(
+        "worker",
+        "--app",
+        "testapp",
+        "--app",
+        "taskstream.examples.tasks",
+        "--processes",
+        "2",
+        "--concurrency",
+        "20",
+    )
+    plain = cluster.start(
+        "worker", "--app", "testapp", "--app", "taskstream.examples.tasks", "--concurrency", "20"
+    )
+    wait_until(
+        lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] >= 8,
+        30,
+        "workers to register their task types",
+    )
 
     submitted = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for name, key in keys.items():
             auth = {"Authorization": f"Bearer {key}"}
             for p in PRIORITIES:
-                batch = [{"type": "examples.echo", "payload": {"message": f"{name}-{p}-{i}"},
-                          "priority": p} for i in range(120)]
+                batch = [
+                    {
+                        "type": "examples.echo",
+                        "payload": {"message": f"{name}-{p}-{i}"},
+                        "priority": p,
+                    }
+                    for i in range(120)
+                ]
                 r = client.post("/v1/tasks/batch", json={"tasks": batch}, headers=auth)
                 assert r.status_code == 201, r.text
                 submitted += [i["task"]["id"] for i in r.json()["items"]]
             for i in range(5):  # and some single submissions
-                r = client.post("/v1/tasks", json={"type": "examples.echo",
-                                                   "payload": {"message": str(i)}}, headers=auth)
+                r = client.post(
+                    "/v1/tasks",
+                    json={"type": "examples.echo", "payload": {"message": str(i)}},
+                    headers=auth,
+                )
                 assert r.status_code == 201, r.text
                 submitted.append(r.json()["id"])
     assert len(submitted) == 970 and len(set(submitted)) == 970
     with httpx.Client(base_url=url, timeout=30) as client:
         auth = {"Authorization": f"Bearer {keys['acme']}"}
-        r = client.post("/v1/tasks/batch", headers=auth, json={"tasks": [
-            {"type": "examples.sleep", "payload": {"seconds": 0.01}, "priority": "low"}] * 30})
+        r = client.post(
+            "/v1/tasks/batch",
+            headers=auth,
+            json={
+                "tasks": [
+                    {"type": "examples.sleep", "payload": {"seconds": 0.01}, "priority": "low"}
+                ]
+                * 30
+            },
+        )
         assert r.status_code == 201
     wait_until(lambda: counts(settings).get("completed", 0) == 1000, 90, "1,000 completions")
     assert counts(settings) == {"completed": 1000}
@@ -93,8 +122,9 @@ def test_thousand_tasks_two_tenants_four_priorities(cluster: Cluster, settings: 
 
     # A user reads a result back.
     with httpx.Client(base_url=url) as client:
-        task = client.get(f"/v1/tasks/{submitted[0]}",
-                          headers={"Authorization": f"Bearer {keys['acme']}"}).json()
+        task = client.get(
+            f"/v1/tasks/{submitted[0]}", headers={"Authorization": f"Bearer {keys['acme']}"}
+        ).json()
     assert task["status"] == "completed" and task["result"]["echo"].startswith("acme-critical")
 
     # Graceful stop: every process exits 0 on SIGTERM, the supervisor takes its children along.
@@ -110,14 +140,23 @@ def test_worker_killed_mid_task_loses_nothing(cluster: Cluster, settings: Settin
     cluster.env["TASKSTREAM_VISIBILITY_TIMEOUT_S"] = "2"
     url = cluster.start_api()
     cluster.start("scheduler")
-    fetch(settings, "CREATE TABLE test_effects (id bigserial PRIMARY KEY, task_id uuid NOT NULL,"
-                    " value int NOT NULL, lease_epoch bigint NOT NULL)")
+    fetch(
+        settings,
+        "CREATE TABLE test_effects (id bigserial PRIMARY KEY, task_id uuid NOT NULL,"
+        " value int NOT NULL, lease_epoch bigint NOT NULL)",
+    )
     victim = cluster.start("worker", "--app", "testapp", "--concurrency", "50")
-    wait_until(lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] >= 2,
-               30, "the worker to register its task types")
+    wait_until(
+        lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] >= 2,
+        30,
+        "the worker to register its task types",
+    )
     with httpx.Client(base_url=url, timeout=30) as client:
-        body = {"tasks": [{"type": "test.effect", "payload": {"value": i, "sleep_s": 1.5}}
-                          for i in range(40)]}
+        body = {
+            "tasks": [
+                {"type": "test.effect", "payload": {"value": i, "sleep_s": 1.5}} for i in range(40)
+            ]
+        }
         r = client.post("/v1/tasks/batch", json=body, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 201
     wait_until(lambda: counts(settings).get("processing", 0) == 40, 20, "tasks in flight")

@@ -26,7 +26,7 @@ from taskstream.worker.registry import load_apps
 from taskstream.worker.runner import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
-import testapp  # noqa: E402
+import testapp
 
 REGISTRY = load_apps(["taskstream.examples.tasks", "testapp"], with_entry_points=False)
 
@@ -63,7 +63,10 @@ async def tenants(pool: Any) -> dict[str, Tenant]:
     for name in ("acme", "globex"):
         tid = await ts.create_tenant(name)
         out[name] = Tenant(
-            name, tid, await ts.create_key(tid, "admin"), await ts.create_key(tid, "viewer"),
+            name,
+            tid,
+            await ts.create_key(tid, "admin"),
+            await ts.create_key(tid, "viewer"),
             await ts.create_key(tid, "submitter"),
         )
     return out
@@ -99,7 +102,9 @@ async def start_worker(
 
 
 @pytest.fixture
-async def promoter(settings: Settings, store: TaskStore, producer: Producer) -> AsyncIterator[Promoter]:
+async def promoter(
+    settings: Settings, store: TaskStore, producer: Producer
+) -> AsyncIterator[Promoter]:
     p = Promoter(settings, store, producer)
     stop = asyncio.Event()
     task = asyncio.create_task(p.run(stop))

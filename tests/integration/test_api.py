@@ -32,16 +32,36 @@ async def test_submit_then_complete(api, tenants, start_worker, promoter, until)
     assert final["result"] == {"echo": "hi", "attempt": 1}
     assert final["attempts"] == 1
     assert final["created_at"] <= final["started_at"] <= final["finished_at"]
-    for field in ("id", "type", "queue", "priority", "status", "payload", "result", "last_error",
-                  "attempts", "max_attempts", "timeout_s", "idempotency_key", "correlation_id",
-                  "run_at", "created_at", "started_at", "finished_at"):
+    for field in (
+        "id",
+        "type",
+        "queue",
+        "priority",
+        "status",
+        "payload",
+        "result",
+        "last_error",
+        "attempts",
+        "max_attempts",
+        "timeout_s",
+        "idempotency_key",
+        "correlation_id",
+        "run_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ):
         assert field in final
 
 
 async def test_batch_submit_and_list(api, tenants, start_worker, until) -> None:
     acme = tenants["acme"]
-    body = {"tasks": [{"type": "examples.echo", "payload": {"message": str(i)},
-                       "priority": p} for i, p in enumerate(["low", "high", "critical"])]}
+    body = {
+        "tasks": [
+            {"type": "examples.echo", "payload": {"message": str(i)}, "priority": p}
+            for i, p in enumerate(["low", "high", "critical"])
+        ]
+    }
     r = await api.post("/v1/tasks/batch", json=body, headers=acme.auth())
     assert r.status_code == 201, r.text
     items = r.json()["items"]
@@ -50,12 +70,16 @@ async def test_batch_submit_and_list(api, tenants, start_worker, until) -> None:
 
     page1 = (await api.get("/v1/tasks?limit=2", headers=acme.auth())).json()
     assert len(page1["items"]) == 2 and page1["next_cursor"]
-    page2 = (await api.get(f"/v1/tasks?limit=2&cursor={page1['next_cursor']}",
-                           headers=acme.auth())).json()
+    page2 = (
+        await api.get(f"/v1/tasks?limit=2&cursor={page1['next_cursor']}", headers=acme.auth())
+    ).json()
     ids = [t["id"] for t in page1["items"] + page2["items"]]
     assert sorted(ids, reverse=True) == ids and len(set(ids)) == 3  # newest first, no repeats
-    filtered = (await api.get("/v1/tasks?type=examples.echo&status=pending&queue=default",
-                              headers=acme.auth())).json()
+    filtered = (
+        await api.get(
+            "/v1/tasks?type=examples.echo&status=pending&queue=default", headers=acme.auth()
+        )
+    ).json()
     assert len(filtered["items"]) == 3
 
 
@@ -91,8 +115,9 @@ async def test_bad_credentials(api, tenants, pool, headers, status, code) -> Non
 
 async def test_wrong_key_of_real_prefix(api, tenants, pool) -> None:
     prefix = tenants["acme"].key.split("_")[1]
-    r = await api.post("/v1/tasks", json=ECHO,
-                       headers={"Authorization": f"Bearer tsk_{prefix}_wrongsecret"})
+    r = await api.post(
+        "/v1/tasks", json=ECHO, headers={"Authorization": f"Bearer tsk_{prefix}_wrongsecret"}
+    )
     assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
     assert await count_tasks(pool) == 0
 
@@ -113,17 +138,33 @@ BAD_BODIES = [
     (b'{"type": "nope.nothing", "payload": {}}', 422, "unknown_task_type"),
     (b'{"type": "examples.echo", "payload": {"message": 5}}', 422, "invalid_payload"),
     (b'{"type": "examples.echo", "payload": {}}', 422, "invalid_payload"),
-    (b'{"type": "examples.echo", "payload": {"message": "x"}, "priority": "urgent"}', 422,
-     "invalid_body"),
+    (
+        b'{"type": "examples.echo", "payload": {"message": "x"}, "priority": "urgent"}',
+        422,
+        "invalid_body",
+    ),
     (b'{"type": "examples.echo", "payload": {"message": "x"}, "bogus": 1}', 422, "invalid_body"),
-    (b'{"type": "examples.echo", "payload": {"message": "x"}, "queue": "a b{c}"}', 422,
-     "invalid_queue"),
-    (b'{"type": "examples.echo", "payload": {"message": "x"}, "max_attempts": 0}', 422,
-     "invalid_body"),
-    (b'{"type": "examples.echo", "payload": {"message": "x"}, "delay_s": 1, '
-     b'"run_at": "2030-01-01T00:00:00Z"}', 422, "invalid_schedule"),
-    (b'{"type": "examples.echo", "payload": {"message": "x"}, "run_at": "2030-01-01T00:00:00"}',
-     422, "invalid_schedule"),
+    (
+        b'{"type": "examples.echo", "payload": {"message": "x"}, "queue": "a b{c}"}',
+        422,
+        "invalid_queue",
+    ),
+    (
+        b'{"type": "examples.echo", "payload": {"message": "x"}, "max_attempts": 0}',
+        422,
+        "invalid_body",
+    ),
+    (
+        b'{"type": "examples.echo", "payload": {"message": "x"}, "delay_s": 1, '
+        b'"run_at": "2030-01-01T00:00:00Z"}',
+        422,
+        "invalid_schedule",
+    ),
+    (
+        b'{"type": "examples.echo", "payload": {"message": "x"}, "run_at": "2030-01-01T00:00:00"}',
+        422,
+        "invalid_schedule",
+    ),
 ]
 
 
@@ -162,8 +203,9 @@ async def test_idempotency_keys(api, tenants, pool) -> None:
     again = await api.post("/v1/tasks", json=body, headers=acme.auth())
     assert first.status_code == 201 and again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
-    other = await api.post("/v1/tasks", json={**body, "payload": {"message": "changed"}},
-                           headers=acme.auth())
+    other = await api.post(
+        "/v1/tasks", json={**body, "payload": {"message": "changed"}}, headers=acme.auth()
+    )
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
     # Keys are per tenant: the same key in another tenant is a new task.
     theirs = await api.post("/v1/tasks", json=body, headers=globex.auth())
@@ -171,12 +213,12 @@ async def test_idempotency_keys(api, tenants, pool) -> None:
     assert await count_tasks(pool) == 2
 
 
-async def test_cancelled_delayed_task_never_runs(api, tenants, start_worker, promoter,
-                                                 pool) -> None:
+async def test_cancelled_delayed_task_never_runs(
+    api, tenants, start_worker, promoter, pool
+) -> None:
     acme = tenants["acme"]
     await start_worker()
-    task = (await api.post("/v1/tasks", json={**ECHO, "delay_s": 0.5},
-                           headers=acme.auth())).json()
+    task = (await api.post("/v1/tasks", json={**ECHO, "delay_s": 0.5}, headers=acme.auth())).json()
     assert task["status"] == "scheduled"
     r = await api.post(f"/v1/tasks/{task['id']}/cancel", headers=acme.auth())
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
@@ -194,8 +236,7 @@ async def test_cancelled_delayed_task_never_runs(api, tenants, start_worker, pro
 async def test_delayed_task_runs_when_due(api, tenants, start_worker, promoter, until) -> None:
     acme = tenants["acme"]
     await start_worker()
-    task = (await api.post("/v1/tasks", json={**ECHO, "delay_s": 0.3},
-                           headers=acme.auth())).json()
+    task = (await api.post("/v1/tasks", json={**ECHO, "delay_s": 0.3}, headers=acme.auth())).json()
     assert task["status"] == "scheduled"
 
     async def done() -> bool:
@@ -209,7 +250,9 @@ async def test_health_and_openapi(api) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
-        "postgresql": "ok", "redis": "ok"}
+        "postgresql": "ok",
+        "redis": "ok",
+    }
     schema = (await api.get("/schema/openapi.json")).json()
     assert "/v1/tasks" in schema["paths"] and "/v1/tasks/{task_id}" in schema["paths"]
 

@@ -46,6 +46,9 @@ RETURNING {task_columns};
 -- The fencing token is lease_epoch: every later write by this worker names the epoch it got here.
 UPDATE tasks t
 SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $2,
+    last_error = CASE WHEN t.status = 'processing'
+                      THEN 'worker_lost: lease expired during attempt ' || t.attempts
+                      ELSE t.last_error END,
     lease_expires_at = now() + make_interval(secs => $3), attempts = t.attempts + 1,
     started_at = coalesce(t.started_at, now())
 WHERE t.id = ANY($1::uuid[])
@@ -58,16 +61,25 @@ RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attem
 
 -- name: finish_tasks
 -- Completion, retry and failure in one compare-and-set: only the lease holder's epoch matches.
-UPDATE tasks t
-SET status = u.status, result = u.result::jsonb, last_error = coalesce(u.error, t.last_error),
-    run_at = coalesce(u.run_at, t.run_at),
-    finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
-    published_at = CASE WHEN u.status = 'scheduled' THEN NULL ELSE t.published_at END,
-    lease_owner = NULL, lease_expires_at = NULL
-FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-     AS u(id, epoch, status, result, error, run_at)
-WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
-RETURNING t.id;
+-- The attempt is logged in the same statement.
+WITH done AS (
+    UPDATE tasks t
+    SET status = u.status, result = u.result::jsonb,
+        last_error = coalesce(u.error, t.last_error),
+        run_at = coalesce(u.run_at, t.run_at),
+        finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
+        published_at = CASE WHEN u.status = 'scheduled' THEN NULL ELSE t.published_at END,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::float8[])
+         AS u(id, epoch, status, result, error, run_at, outcome, duration_s)
+    WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
+    RETURNING t.id, t.tenant_id, t.attempts, u.outcome, u.error, u.duration_s
+), logged AS (
+    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error, worker, duration_s)
+    SELECT id, attempts, tenant_id, outcome, error, $9, duration_s FROM done
+)
+SELECT id FROM done;
 
 -- name: heartbeat_tasks
 UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
@@ -108,26 +120,39 @@ RETURNING t.id, t.tenant_id, t.queue, t.priority;
 -- name: rescue_expired
 -- Leases that ran out long ago (the worker died and no other worker reclaimed the entry): back
 -- to pending, or failed with worker_lost when the attempts are spent.
-UPDATE tasks t
-SET status = CASE WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
-    last_error = CASE WHEN t.attempts >= t.max_attempts THEN 'worker_lost' ELSE t.last_error END,
-    finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
-    published_at = NULL, lease_owner = NULL, lease_expires_at = NULL
-FROM (SELECT id FROM tasks WHERE status = 'processing'
-        AND lease_expires_at < now() - make_interval(secs => $2)
-      LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
-WHERE t.id = lost.id
-RETURNING t.id, t.status;
+WITH lost AS (
+    UPDATE tasks t
+    SET status = CASE WHEN t.attempts >= t.max_attempts THEN 'failed' ELSE 'pending' END,
+        last_error = 'worker_lost: lease expired during attempt ' || t.attempts,
+        finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+        published_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+    FROM (SELECT id FROM tasks WHERE status = 'processing'
+            AND lease_expires_at < now() - make_interval(secs => $2)
+          LIMIT $1 FOR UPDATE SKIP LOCKED) AS expired
+    WHERE t.id = expired.id
+    RETURNING t.id, t.tenant_id, t.attempts, t.status, t.last_error
+), logged AS (
+    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error)
+    SELECT id, attempts, tenant_id, 'worker_lost', last_error FROM lost
+)
+SELECT id, status FROM lost;
 
 -- name: fail_lost
 -- Entries reclaimed for tasks whose lease ran out with no attempts left: the worker died on
 -- every attempt (a poison task), so it ends failed instead of looping.
-UPDATE tasks
-SET status = 'failed', last_error = 'worker_lost', finished_at = now(),
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE id = ANY($1::uuid[]) AND status = 'processing' AND lease_expires_at < now()
-  AND attempts >= max_attempts
-RETURNING id;
+WITH lost AS (
+    UPDATE tasks
+    SET status = 'failed', finished_at = now(),
+        last_error = 'worker_lost: lease expired during attempt ' || attempts,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ANY($1::uuid[]) AND status = 'processing' AND lease_expires_at < now()
+      AND attempts >= max_attempts
+    RETURNING id, tenant_id, attempts, last_error
+), logged AS (
+    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error)
+    SELECT id, attempts, tenant_id, 'worker_lost', last_error FROM lost
+)
+SELECT id FROM lost;
 
 -- name: upsert_queue
 INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name;
@@ -142,3 +167,41 @@ SELECT status, count(*) AS n FROM tasks WHERE tenant_id = $1 GROUP BY status;
 -- name: unpublish
 -- Entries a stopping worker read but never claimed: let the relay publish them again.
 UPDATE tasks SET published_at = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending';
+
+-- name: list_attempts
+SELECT a.attempt, a.outcome, a.error, a.worker, a.duration_s, a.finished_at
+FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+WHERE t.tenant_id = $1 AND a.task_id = $2
+ORDER BY a.finished_at, a.attempt;
+
+-- name: list_dead
+SELECT {task_columns} FROM tasks
+WHERE tenant_id = $1 AND status = 'failed'
+  AND ($2::text IS NULL OR type = $2)
+  AND ($3::text IS NULL OR queue = $3)
+  AND ($4::uuid IS NULL OR id < $4)
+ORDER BY id DESC
+LIMIT $5;
+
+-- name: replay_dead
+-- Failed tasks back to pending with a fresh set of attempts; each replay is recorded.
+WITH chosen AS (
+    SELECT id AS cid FROM tasks
+    WHERE tenant_id = $1 AND status = 'failed'
+      AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+      AND ($3::text IS NULL OR type = $3)
+      AND ($4::text IS NULL OR queue = $4)
+    ORDER BY id
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+), replayed AS (
+    UPDATE tasks t
+    SET status = 'pending', attempts = 0, finished_at = NULL, run_at = now(),
+        published_at = NULL, result = NULL
+    FROM chosen WHERE t.id = chosen.cid
+    RETURNING {task_columns}
+), logged AS (
+    INSERT INTO task_replays (task_id, tenant_id, replayed_by, last_error)
+    SELECT id, tenant_id, $6, last_error FROM replayed
+)
+SELECT * FROM replayed;
