@@ -25,6 +25,7 @@ from .auth import Authenticator
 from .catalog import Catalog
 from .intake import Intake
 from .problems import EXCEPTION_HANDLERS
+from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
 
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> Litestar:
             await state.redis.aclose()
             await state.pool.close()
 
-    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES]
+    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES, *DEAD_LETTER_ROUTES]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

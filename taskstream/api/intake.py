@@ -138,6 +138,12 @@ class Intake:
                 except Unavailable as exc:  # the relay will publish a duplicate; claims dedupe
                     log.warning("could not mark tasks published", error=str(exc))
 
+    async def publish_now(self, tasks: Sequence[TaskRecord]) -> None:
+        """Publish tasks made pending outside a submission (replays); the relay covers a miss."""
+        published = await self._publish([t for t in tasks if t.status is TaskStatus.PENDING])
+        if published:
+            await self.store.mark_published(published)
+
     async def _publish(self, tasks: Sequence[TaskRecord]) -> list[UUID]:
         items = [Dispatch(t.id, t.tenant_id, t.queue, t.priority) for t in tasks]
         try:

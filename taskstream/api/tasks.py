@@ -18,21 +18,21 @@ from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, Task
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
-    SubmitTask: msgspec.json.Decoder(SubmitTask),
-    SubmitBatch: msgspec.json.Decoder(SubmitBatch),
-}
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 JSON = "application/json"
 
 
-def _json(value: Any, status: int = 200) -> Response[bytes]:
+def to_json(value: Any, status: int = 200) -> Response[bytes]:
     return Response(_encode(value), status_code=status, media_type=JSON)
 
 
-async def _body(request: Request[Any, Any, Any], kind: type[T]) -> T:
+async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     raw = await request.body()
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        result: T = _decoders[kind].decode(raw)
+        result: T = decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise Unprocessable(str(exc), code="invalid_body") from None
     except msgspec.DecodeError as exc:
@@ -40,7 +40,7 @@ async def _body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     return result
 
 
-def _task_id(raw: str) -> UUID:
+def parse_task_id(raw: str) -> UUID:
     try:
         return UUID(raw)
     except ValueError:
@@ -55,7 +55,7 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
 @post("/v1/tasks", summary="Submit a task", status_code=201)
 async def submit_task(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     who = await state.auth.principal(request, Action.SUBMIT)
-    body = await _body(request, SubmitTask)
+    body = await decode_body(request, SubmitTask)
     new = await build(
         body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now_utc()
     )
@@ -66,14 +66,14 @@ async def submit_task(request: Request[Any, Any, Any], state: State) -> Response
             code="idempotency_conflict",
             task_id=str(result.task.id),
         )
-    return _json(TaskOut.of(result.task), 201 if result.created else 200)
+    return to_json(TaskOut.of(result.task), 201 if result.created else 200)
 
 
 @post("/v1/tasks/batch", summary="Submit up to 1,000 tasks", status_code=201)
 async def submit_batch(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     """All items are validated first: if any is invalid, nothing is written (422 lists them)."""
     who = await state.auth.principal(request, Action.SUBMIT)
-    batch = await _body(request, SubmitBatch)
+    batch = await decode_body(request, SubmitBatch)
     now, correlation = now_utc(), _correlation_id(request)
     news, errors = [], []
     for index, item in enumerate(batch.tasks):
@@ -101,7 +101,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> Respons
         else BatchItem(status=201 if r.created else 200, task=TaskOut.of(r.task))
         for r in results
     ]
-    return _json(BatchOut(items=items), 201)
+    return to_json(BatchOut(items=items), 201)
 
 
 @get("/v1/tasks/{task_id:str}", summary="Get a task")
@@ -109,7 +109,7 @@ async def get_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
 ) -> Response[bytes]:
     who = await state.auth.principal(request, Action.READ)
-    return _json(TaskOut.of(await state.tasks.get(who.tenant_id, _task_id(task_id))))
+    return to_json(TaskOut.of(await state.tasks.get(who.tenant_id, parse_task_id(task_id))))
 
 
 @get("/v1/tasks", summary="List tasks, newest first (keyset pagination)")
@@ -140,7 +140,7 @@ async def list_tasks(
         limit=limit,
     )
     next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return _json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))
+    return to_json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))
 
 
 @post(
@@ -150,7 +150,7 @@ async def cancel_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
 ) -> Response[bytes]:
     who = await state.auth.principal(request, Action.OPERATE)
-    return _json(TaskOut.of(await state.tasks.cancel(who.tenant_id, _task_id(task_id))))
+    return to_json(TaskOut.of(await state.tasks.cancel(who.tenant_id, parse_task_id(task_id))))
 
 
 ROUTES = [submit_task, submit_batch, get_task, list_tasks, cancel_task]

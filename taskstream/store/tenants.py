@@ -26,6 +26,7 @@ class Principal(msgspec.Struct, frozen=True):
 
     tenant_id: UUID
     role: str
+    key_prefix: str  # public part of the key: names the actor in audit records
 
 
 def split_key(key: str) -> tuple[str, str] | None:
@@ -84,4 +85,4 @@ class TenantStore:
             row = await conn.fetchrow(Q["key_by_prefix"], prefix)
         if row is None or not hmac.compare_digest(bytes(row["secret_hash"]), hash_secret(secret)):
             return None
-        return Principal(row["tenant_id"], row["role"])
+        return Principal(row["tenant_id"], row["role"], prefix)

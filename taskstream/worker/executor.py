@@ -114,6 +114,7 @@ def decide(
             lease_epoch=task.lease_epoch,
             status=TaskStatus.COMPLETED,
             result_json=result,
+            duration_s=outcome.duration_s,
         )
     retryable = outcome.kind is not OutcomeKind.FAIL and task.attempt < task.max_attempts
     if not retryable:
@@ -122,6 +123,8 @@ def decide(
             lease_epoch=task.lease_epoch,
             status=TaskStatus.FAILED,
             error=outcome.error,
+            outcome=str(outcome.kind),
+            duration_s=outcome.duration_s,
         )
     if outcome.delay_s is not None:
         run_at = now + timedelta(seconds=max(0.0, outcome.delay_s))
@@ -133,4 +136,6 @@ def decide(
         status=TaskStatus.SCHEDULED,
         error=outcome.error,
         run_at=run_at,
+        outcome=str(outcome.kind),
+        duration_s=outcome.duration_s,
     )
