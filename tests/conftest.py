@@ -49,8 +49,11 @@ def _pg_ok(url: str) -> bool:
     async def probe() -> bool:
         conn = await asyncpg.connect(url, timeout=2)
         try:
-            return bool(await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles "
-                                            "WHERE rolname = current_user"))
+            return bool(
+                await conn.fetchval(
+                    "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+                )
+            )
         finally:
             await conn.close()
 

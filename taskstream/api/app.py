@@ -23,9 +23,9 @@ from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from .auth import Authenticator
 from .catalog import Catalog
+from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
 from .problems import EXCEPTION_HANDLERS
-from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
 
 

@@ -22,7 +22,9 @@ async def effect(ctx: TaskContext, payload: Effect) -> dict[str, int]:
     async with ctx.transaction() as conn:
         await conn.execute(
             "INSERT INTO test_effects (task_id, value, lease_epoch) VALUES ($1, $2, $3)",
-            ctx.task_id, payload.value, ctx.lease_epoch,
+            ctx.task_id,
+            payload.value,
+            ctx.lease_epoch,
         )
     if payload.sleep_s:
         await asyncio.sleep(payload.sleep_s)
