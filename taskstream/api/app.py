@@ -48,8 +48,11 @@ async def readyz(state: State) -> Response[bytes]:
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         checks["redis"] = str(BrokerUnavailable(type(exc).__name__))
-    ready = all(v == "ok" for v in checks.values())
-    body = msgspec.json.encode({"status": "ready" if ready else "degraded", "checks": checks})
+    # Without Redis the API still accepts tasks (they are published later), so only PostgreSQL
+    # decides readiness; a Redis outage shows as "degraded".
+    ready = checks["postgresql"] == "ok"
+    status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    body = msgspec.json.encode({"status": status if ready else "unavailable", "checks": checks})
     return Response(body, status_code=200 if ready else 503, media_type="application/json")
 
 

@@ -74,8 +74,11 @@ class Consumer:
 
     async def read(self, slots: int, turn: int, block_ms: int) -> list[Entry]:
         """Up to ``slots`` new entries, highest priority first (see core.priority)."""
-        if slots <= 0 or not self._known:
+        if slots <= 0 or not self.all_streams:
             return []
+        missing = [s for s in self.all_streams if s not in self._known]
+        if missing:  # new queues, or groups Redis lost
+            await self._ensure_groups(missing)
         try:
             for p in read_order(turn):
                 keys = self.by_priority[p]
@@ -115,15 +118,21 @@ class Consumer:
         for stream in self.all_streams:
             cursor: bytes | str = b"0-0"
             while len(out) < count:
-                with translate_errors():
-                    resp = await self.redis.xautoclaim(
-                        stream,
-                        self.keys.group,
-                        self.name,
-                        min_idle_ms,
-                        cursor,
-                        count=count - len(out),
-                    )
+                try:
+                    with translate_errors():
+                        resp = await self.redis.xautoclaim(
+                            stream,
+                            self.keys.group,
+                            self.name,
+                            min_idle_ms,
+                            cursor,
+                            count=count - len(out),
+                        )
+                except rex.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._known.discard(stream)  # Redis lost it; read() recreates groups
+                    break
                 cursor, messages = resp[0], resp[1]
                 out.extend(_parse(stream, messages))
                 if cursor in (b"0-0", "0-0"):
@@ -147,7 +156,14 @@ class Consumer:
         kept: set[bytes] = set()
         with translate_errors():
             for stream, ids in _group(entries).items():
-                result = await self._touch(keys=[stream], args=[self.keys.group, self.name, *ids])
+                try:
+                    result = await self._touch(
+                        keys=[stream], args=[self.keys.group, self.name, *ids]
+                    )
+                except rex.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    continue  # the stream is gone (Redis restarted empty): nothing to keep
                 kept.update(result)
         return kept
 

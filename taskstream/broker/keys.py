@@ -4,6 +4,7 @@ A queue's four priority streams share one hash tag, so in Redis Cluster they liv
 
     {prefix}:{q<16 hex>}:p0 .. p3     work streams (critical .. low), entries {t: <task id>}
     {prefix}:workers                   consumer group name on every stream
+    {prefix}:sentinel                  present while Redis still holds what we wrote
 
 The hash is of (tenant id, queue name): user-chosen queue names never reach a key verbatim.
 """
@@ -20,6 +21,7 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.group = f"{prefix}:workers"
+        self.sentinel = f"{prefix}:sentinel"
 
     @staticmethod
     def queue_tag(tenant_id: UUID, queue: str) -> str:

@@ -45,6 +45,7 @@ class Promoter:
         now = time.monotonic()
         if now - self._rescued_at >= RESCUE_EVERY_S:
             self._rescued_at = now
+            moved += await self.reconcile()
             # Workers reclaim stale entries after one visibility timeout; this backstop waits a
             # second one, for tasks whose entry is gone (acked as a duplicate, or Redis lost it).
             rescued = await self.store.rescue_expired(BATCH, self.settings.visibility_timeout_s)
@@ -52,6 +53,17 @@ class Promoter:
                 log.warning("rescued expired leases", count=len(rescued))
             moved += len(rescued)
         return moved
+
+    async def reconcile(self) -> int:
+        """If Redis lost its streams, every pending task needs a new entry: mark them
+        unpublished and the relay publishes them again. Entries that did survive become
+        duplicates, which workers ack when their claim finds the task already taken."""
+        if not await self.producer.sentinel_was_missing():
+            return 0
+        count = await self.store.unpublish_pending()
+        if count:
+            log.warning("Redis lost its streams; republishing pending tasks", count=count)
+        return count
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0

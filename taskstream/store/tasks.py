@@ -64,6 +64,24 @@ def _dispatches(rows: Iterable[asyncpg.Record]) -> list[Dispatch]:
     return [Dispatch(r["id"], r["tenant_id"], r["queue"], Priority(r["priority"])) for r in rows]
 
 
+def _claimed(r: asyncpg.Record) -> ClaimedTask:
+    return ClaimedTask(
+        id=r["id"],
+        tenant_id=r["tenant_id"],
+        type=r["type"],
+        queue=r["queue"],
+        payload_json=r["payload"],
+        attempt=r["attempts"],
+        max_attempts=r["max_attempts"],
+        timeout_s=r["timeout_s"],
+        lease_epoch=r["lease_epoch"],
+        idempotency_key=r["idempotency_key"],
+        correlation_id=r["correlation_id"],
+        created_unix=r["created_unix"],
+        run_unix=r["run_unix"],
+    )
+
+
 class TaskStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
@@ -169,24 +187,37 @@ class TaskStore:
     async def claim(self, ids: Sequence[UUID], owner: str, lease_s: float) -> list[ClaimedTask]:
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(Q["claim_tasks"], list(ids), owner, lease_s)
-        return [
-            ClaimedTask(
-                id=r["id"],
-                tenant_id=r["tenant_id"],
-                type=r["type"],
-                queue=r["queue"],
-                payload_json=r["payload"],
-                attempt=r["attempts"],
-                max_attempts=r["max_attempts"],
-                timeout_s=r["timeout_s"],
-                lease_epoch=r["lease_epoch"],
-                idempotency_key=r["idempotency_key"],
-                correlation_id=r["correlation_id"],
-                created_unix=r["created_unix"],
-                run_unix=r["run_unix"],
+        return [_claimed(r) for r in rows]
+
+    async def claim_from_table(
+        self, queues: Sequence[str] | None, limit: int, owner: str, lease_s: float
+    ) -> list[ClaimedTask]:
+        """Claim without Redis (degraded mode): ready rows in priority order."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["claim_from_table"],
+                None if queues is None else list(queues),
+                limit,
+                owner,
+                lease_s,
             )
-            for r in rows
-        ]
+        return [_claimed(r) for r in rows]
+
+    async def confirm_finished(self, items: Sequence[Finish]) -> set[UUID]:
+        """Which of these outcomes are recorded (for a commit whose result was not seen)."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(
+                Q["confirm_finished"],
+                [f.task_id for f in items],
+                [f.lease_epoch for f in items],
+                [str(f.status) for f in items],
+            )
+        return {r["id"] for r in rows}
+
+    async def unpublish_pending(self) -> int:
+        async with acquire(self.pool) as conn:
+            status = await conn.execute(Q["unpublish_pending"])
+        return int(status.split()[-1])
 
     async def finish(
         self,

@@ -1,6 +1,7 @@
 """The worker: read entries in priority turns, claim them in PostgreSQL (compare-and-set with a
 fencing token), run handlers, write outcomes in batches, then ack. Heartbeats keep leases and
-stream entries; a reclaim pass takes over entries whose worker died."""
+stream entries; a reclaim pass takes over entries whose worker died. With Redis down it claims
+straight from the table (degraded mode) and goes back to the streams when Redis returns."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..broker.connection import Redis, connect
 from ..broker.consumer import Consumer, Entry
 from ..broker.keys import Keys
 from ..core.config import Settings
-from ..core.errors import Unavailable
+from ..core.errors import BrokerUnavailable, Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Outcome, OutcomeKind
 from ..core.retry import RetryPolicy
@@ -32,6 +33,7 @@ from ..store.database import create_pool, listen
 from ..store.task_types import TaskTypeRow, TaskTypeStore
 from ..store.tasks import QUEUES_CHANNEL, TaskStore
 from ..store.transactions import AttemptTransaction
+from .completer import Completer
 from .context import TaskContext
 from .executor import decide, execute
 from .registry import Registry, TaskDefinition
@@ -39,13 +41,14 @@ from .registry import Registry, TaskDefinition
 log = structlog.get_logger("taskstream.worker")
 QUEUE_REFRESH_S = 1.0
 BLOCK_MS = 500
-MAX_FLUSH = 500
+DEGRADED_RETRY_S = 1.0  # with Redis down, try the streams again this often
+DEGRADED_POLL_S = 0.1  # and meanwhile poll the table this often when it is empty
 
 
 @dataclass
 class Inflight:
     task: ClaimedTask
-    entry: Entry
+    entry: Entry | None  # None: claimed from the table while Redis was down
     handle: asyncio.Task[None] | None = field(default=None)
 
 
@@ -67,19 +70,19 @@ class Worker:
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
         self.inflight: dict[UUID, Inflight] = {}
         self.buffer: deque[Entry] = deque()
-        self.completions: asyncio.Queue[tuple[Finish, Entry]] = asyncio.Queue()
         self.slot_freed = asyncio.Event()
         self.threads = ThreadPoolExecutor(
             max_workers=max(concurrency, 4), thread_name_prefix="taskstream-sync"
         )
-        self.completed = 0  # attempts written (any outcome); read by tests and metrics
         self.ready = asyncio.Event()  # set once types are registered and streams are known
         self._queues_at = 0.0
         self._reclaim_at = 0.0
         self._turn = 0
+        self._degraded_until = 0.0
         # Set in run():
         self.store: TaskStore
         self.consumer: Consumer
+        self.completer: Completer
         self._pool: Any = None
         self._redis: Redis | None = None
 
@@ -93,6 +96,7 @@ class Worker:
         self._redis = connect(self.settings.redis_url)
         self.store = TaskStore(self._pool)
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
+        self.completer = Completer(self.store, self.consumer, self.name, self._free)
         close_listener = await listen(self._pool, QUEUES_CHANNEL, self._queues_changed)
         try:
             await self.register_types()
@@ -106,7 +110,7 @@ class Worker:
             )
             loops = [
                 asyncio.create_task(self._read_loop(stop), name="read"),
-                asyncio.create_task(self._complete_loop(), name="complete"),
+                asyncio.create_task(self.completer.run(), name="complete"),
                 asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             ]
             await stop.wait()
@@ -120,7 +124,7 @@ class Worker:
             self.threads.shutdown(wait=False, cancel_futures=True)
             await self._redis.aclose()
             await self._pool.close()
-            log.info("worker stopped", worker=self.name, attempts=self.completed)
+            log.info("worker stopped", worker=self.name, attempts=self.completer.written)
 
     async def register_types(self) -> None:
         rows = [
@@ -151,6 +155,10 @@ class Worker:
             try:
                 await self.run_once()
                 failures = 0
+            except BrokerUnavailable as exc:
+                if not self.degraded:
+                    log.warning("Redis unavailable: claiming from PostgreSQL", error=str(exc))
+                self._degraded_until = time.monotonic() + DEGRADED_RETRY_S
             except Unavailable as exc:
                 failures += 1
                 log.warning("dependency unavailable", error=str(exc), worker=self.name)
@@ -160,19 +168,26 @@ class Worker:
                 log.exception("read turn failed", worker=self.name)
                 await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
 
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and tasks are claimed from the table."""
+        return time.monotonic() < self._degraded_until
+
     async def run_once(self) -> int:
         """One read turn: refresh, reclaim, read, claim and start. Returns tasks started."""
-        now = time.monotonic()
-        if now - self._queues_at > QUEUE_REFRESH_S:
-            await self.refresh_queues()
-        if not self.consumer.all_streams:
-            await asyncio.sleep(0.2)
-            return 0
         free = self.concurrency - len(self.inflight)
         if free <= 0:
             self.slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.slot_freed.wait(), 0.5)
+            return 0
+        if self.degraded:
+            return await self._claim_from_table(free)
+        now = time.monotonic()
+        if now - self._queues_at > QUEUE_REFRESH_S:
+            await self.refresh_queues()
+        if not self.consumer.all_streams:
+            await asyncio.sleep(0.2)
             return 0
         entries = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
         vt_ms = int(self.settings.visibility_timeout_s * 1000)
@@ -187,13 +202,25 @@ class Worker:
             entries = entries[:free]
         return await self._claim_and_start(entries) if entries else 0
 
+    async def _claim_from_table(self, free: int) -> int:
+        claimed = await self.store.claim_from_table(
+            self.queues, free, self.name, self.settings.visibility_timeout_s
+        )
+        for task in claimed:
+            self._start(task, None)
+        if not claimed:
+            await asyncio.sleep(DEGRADED_POLL_S)
+        return len(claimed)
+
     async def _claim_and_start(self, entries: list[Entry]) -> int:
-        claimed = {
-            c.id: c
-            for c in await self.store.claim(
+        try:
+            got = await self.store.claim(
                 [e.task_id for e in entries], self.name, self.settings.visibility_timeout_s
             )
-        }
+        except Unavailable:
+            self.buffer.extendleft(reversed(entries))  # claim them once PostgreSQL is back
+            raise
+        claimed = {c.id: c for c in got}
         rejected: list[Entry] = []
         for e in entries:
             task = claimed.pop(e.task_id, None)
@@ -207,7 +234,7 @@ class Worker:
             await self.consumer.ack(rejected)
         return len(entries) - len(rejected)
 
-    def _start(self, task: ClaimedTask, entry: Entry) -> None:
+    def _start(self, task: ClaimedTask, entry: Entry | None) -> None:
         slot = Inflight(task, entry)
         self.inflight[task.id] = slot
         slot.handle = asyncio.create_task(self._attempt(slot))
@@ -243,7 +270,7 @@ class Worker:
             if tx.active:
                 await self._finish_with_transaction(finish, slot, tx)
             else:
-                self.completions.put_nowait((finish, slot.entry))
+                self.completer.put(finish, slot.entry)
         except BaseException:
             await asyncio.shield(tx.settle(commit=False))
             self._free(task.id)
@@ -270,56 +297,18 @@ class Worker:
         commit together, or neither does (a fenced-out attempt rolls back)."""
         if finish.status is not TaskStatus.COMPLETED:
             await tx.settle(commit=False)
-            self.completions.put_nowait((finish, slot.entry))
+            self.completer.put(finish, slot.entry)
             return
         ok = await self.store.finish([finish], conn=tx.conn, worker=self.name)
         await tx.settle(commit=bool(ok))
         if ok:
-            await self._ack_quietly([slot.entry])
-        self.completed += 1
+            await self.completer.ack_quietly([slot.entry])
+        self.completer.written += 1
         self._free(finish.task_id)
 
     def _free(self, task_id: UUID) -> None:
         if self.inflight.pop(task_id, None) is not None:
             self.slot_freed.set()
-
-    # -- completing ----------------------------------------------------------------------------
-
-    async def _complete_loop(self) -> None:
-        while True:
-            batch = [await self.completions.get()]
-            while len(batch) < MAX_FLUSH and not self.completions.empty():
-                batch.append(self.completions.get_nowait())
-            try:
-                await self._flush(batch)
-            finally:
-                for _ in batch:
-                    self.completions.task_done()
-
-    async def _flush(self, batch: list[tuple[Finish, Entry]]) -> None:
-        """Write outcomes (one statement), then ack what committed. Retried while PostgreSQL is
-        down: nothing is acked without a commit."""
-        delay = 0.05
-        while True:
-            try:
-                ok = await self.store.finish([f for f, _ in batch], worker=self.name)
-                break
-            except Unavailable as exc:
-                log.warning("cannot write outcomes yet", error=str(exc), pending=len(batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        await self._ack_quietly([e for f, e in batch if f.task_id in ok])
-        self.completed += len(batch)
-        for f, _ in batch:
-            self._free(f.task_id)
-
-    async def _ack_quietly(self, entries: list[Entry]) -> None:
-        # An ack lost to a Redis outage is harmless: the entry is reclaimed later, its claim
-        # fails (the task is finished) and it is acked then.
-        try:
-            await self.consumer.ack(entries)
-        except Unavailable as exc:
-            log.warning("ack deferred", error=str(exc), entries=len(entries))
 
     # -- leases --------------------------------------------------------------------------------
 
@@ -344,7 +333,9 @@ class Worker:
                 # Fenced out (the lease ran out and another worker claimed the task): stop.
                 log.warning("lease lost; cancelling handler", task_id=str(s.task.id))
                 s.handle.cancel()
-        await self.consumer.touch([s.entry for s in slots if s.task.id in held])
+        owned = [s.entry for s in slots if s.task.id in held and s.entry is not None]
+        if owned and not self.degraded:
+            await self.consumer.touch(owned)
 
     async def _drain(self) -> None:
         """Graceful stop: let running attempts finish within the grace, hand the rest back."""
@@ -359,16 +350,13 @@ class Worker:
         try:
             if leftovers:
                 await self.store.release([(s.task.id, s.task.lease_epoch) for s in leftovers])
-                await self.consumer.ack([s.entry for s in leftovers])
+                await self.completer.ack_quietly([s.entry for s in leftovers])
             if self.buffer:
                 await self.store.unpublish([e.task_id for e in self.buffer])
                 await self.consumer.ack(list(self.buffer))
         except Unavailable as exc:
             log.warning("could not hand tasks back; they return after the lease", error=str(exc))
-        try:
-            await asyncio.wait_for(self.completions.join(), self.settings.shutdown_grace_s)
-        except TimeoutError:
-            log.warning("outcomes not written before shutdown; their leases will run out")
+        await self.completer.join(self.settings.shutdown_grace_s)
 
 
 def _json(value: Any) -> str:

@@ -59,6 +59,32 @@ RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attem
           extract(epoch FROM t.created_at)::float8 AS created_unix,
           extract(epoch FROM t.run_at)::float8 AS run_unix;
 
+-- name: claim_from_table
+-- Redis is down: claim ready tasks straight from PostgreSQL, highest priority and oldest first.
+-- SKIP LOCKED lets many workers do this at once without waiting on each other.
+UPDATE tasks t
+SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $3,
+    lease_expires_at = now() + make_interval(secs => $4), attempts = t.attempts + 1,
+    started_at = coalesce(t.started_at, now())
+FROM (SELECT id AS cid FROM tasks
+      WHERE status = 'pending' AND ($1::text[] IS NULL OR queue = ANY($1::text[]))
+      ORDER BY priority, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS ready
+WHERE t.id = ready.cid
+RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
+          t.lease_epoch, t.idempotency_key, t.correlation_id,
+          extract(epoch FROM t.created_at)::float8 AS created_unix,
+          extract(epoch FROM t.run_at)::float8 AS run_unix;
+
+-- name: confirm_finished
+-- After a commit whose outcome is unknown (the connection died): which outcomes did land?
+SELECT t.id FROM tasks t
+JOIN unnest($1::uuid[], $2::int8[], $3::text[]) AS u(id, epoch, status)
+  ON t.id = u.id AND t.lease_epoch = u.epoch AND t.status = u.status;
+
+-- name: unpublish_pending
+-- Redis lost its data (restart without persistence): every pending task needs a new entry.
+UPDATE tasks SET published_at = NULL WHERE status = 'pending' AND published_at IS NOT NULL;
+
 -- name: finish_tasks
 -- Completion, retry and failure in one compare-and-set: only the lease holder's epoch matches.
 -- The attempt is logged in the same statement.
