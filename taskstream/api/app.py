@@ -61,7 +61,9 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
-        state.pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+        state.pool = await create_pool(
+            settings.database_url, min_size=2, max_size=settings.db_pool_size
+        )
         state.redis = connect(settings.redis_url)
         state.tasks = TaskStore(state.pool)
         state.auth = Authenticator(TenantStore(state.pool), settings.api_key_cache_ttl_s)

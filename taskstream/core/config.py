@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Redis holding the work streams."""
     database_url: str = "postgresql://127.0.0.1:5432/taskstream"
     """PostgreSQL, the source of truth. `taskstream migrate` creates the database if missing."""
+    db_pool_size: Count = 10
+    """PostgreSQL connections per API or worker process. Work is batched, so a few suffice;
+    handlers inside ``ctx.transaction()`` each hold one while they run."""
     redis_prefix: str = "ts"
     """Prefix of every Redis key; lets several deployments (or tests) share one Redis."""
     visibility_timeout_s: Seconds = 30.0

@@ -91,7 +91,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then drain gracefully."""
         self._pool = await create_pool(
-            self.settings.database_url, min_size=2, max_size=min(self.concurrency + 4, 40)
+            self.settings.database_url, min_size=2, max_size=self.settings.db_pool_size
         )
         self._redis = connect(self.settings.redis_url)
         self.store = TaskStore(self._pool)

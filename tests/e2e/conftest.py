@@ -84,6 +84,11 @@ class Cluster:
             os.killpg(proc.pid, sig)
         return proc.wait(timeout=timeout_s)
 
+    def stop_signal(self, proc: subprocess.Popen[bytes], sig: int) -> None:
+        """Send a signal without waiting (SIGSTOP / SIGCONT)."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+
     def close(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
