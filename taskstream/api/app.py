@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> Litestar:
             settings.database_url, min_size=2, max_size=settings.db_pool_size
         )
         state.redis = connect(settings.redis_url)
-        state.tasks = TaskStore(state.pool)
+        state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
         state.auth = Authenticator(TenantStore(state.pool), settings.api_key_cache_ttl_s)
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.intake = Intake(state.tasks, Producer(state.redis, Keys(settings.redis_prefix)))

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Backoff after the first failed attempt (before jitter); doubles per attempt."""
     retry_cap_s: Seconds = 300.0
     """Backoff ceiling."""
+    idempotency_ttl_s: Seconds = 86_400.0
+    """How long an idempotency key keeps naming its task (then it may be reused)."""
     max_payload_bytes: Count = 256 * 1024
     """Largest accepted payload (JSON bytes); larger gets 413."""
     max_result_bytes: Count = 64 * 1024

@@ -82,40 +82,56 @@ def _claimed(r: asyncpg.Record) -> ClaimedTask:
     )
 
 
+def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
+    """Column arrays for the ``unnest`` insert."""
+    rows = [
+        (
+            t.id,
+            t.tenant_id,
+            t.type,
+            t.queue,
+            int(t.priority),
+            t.payload_json.decode(),
+            t.max_attempts,
+            t.timeout_s,
+            t.idempotency_key,
+            t.request_hash,
+            t.correlation_id,
+            t.run_at,
+        )
+        for t in tasks
+    ]
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(12)]
+
+
+def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:
+    keys: dict[UUID, list[str | None]] = {}
+    for t in tasks:
+        keys.setdefault(t.tenant_id, []).append(t.idempotency_key)
+    return keys
+
+
 class TaskStore:
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], *, idempotency_ttl_s: float = 86_400.0) -> None:
         self.pool = pool
+        self.idempotency_ttl_s = idempotency_ttl_s
 
     # -- intake ------------------------------------------------------------------------------
 
     async def insert_many(self, tasks: Sequence[NewTask]) -> list[Inserted]:
-        """Insert a group of tasks in one statement; one :class:`Inserted` per task, in order."""
-        cols: list[list[Any]] = [[] for _ in range(12)]
-        for t in tasks:
-            for i, v in enumerate(
-                (
-                    t.id,
-                    t.tenant_id,
-                    t.type,
-                    t.queue,
-                    int(t.priority),
-                    t.payload_json.decode(),
-                    t.max_attempts,
-                    t.timeout_s,
-                    t.idempotency_key,
-                    t.request_hash,
-                    t.correlation_id,
-                    t.run_at,
-                )
-            ):
-                cols[i].append(v)
+        """Insert a group of tasks in one statement; one :class:`Inserted` per task, in order.
+
+        An idempotency key is honoured for ``idempotency_ttl_s``; an older holder gives its key
+        up (the field is cleared on the old task) and the new submission is a new task."""
         async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["insert_tasks"], *cols)
-            by_id = {r["id"]: r for r in rows}
+            by_id = {r["id"]: r for r in await conn.fetch(Q["insert_tasks"], *_columns(tasks))}
             missing = [t for t in tasks if t.id not in by_id]
+            if missing and await self._expire_keys(conn, missing):
+                retried = await conn.fetch(Q["insert_tasks"], *_columns(missing))
+                by_id.update((r["id"], r) for r in retried)
+                missing = [t for t in missing if t.id not in by_id]
             existing: dict[tuple[UUID, str | None], asyncpg.Record] = {}
-            for tenant in {t.tenant_id for t in missing}:
-                keys = [t.idempotency_key for t in missing if t.tenant_id == tenant]
+            for tenant, keys in _keys_by_tenant(missing).items():
                 for r in await conn.fetch(Q["find_by_idempotency_keys"], tenant, keys):
                     existing[(tenant, r["idempotency_key"])] = r
         out: list[Inserted] = []
@@ -129,6 +145,15 @@ class TaskStore:
             same = row["request_hash"] == t.request_hash
             out.append(Inserted(task=to_record(row), created=False, conflict=not same))
         return out
+
+    async def _expire_keys(self, conn: asyncpg.Connection[Any], tasks: Sequence[NewTask]) -> int:
+        expired = 0
+        for tenant, keys in _keys_by_tenant(tasks).items():
+            rows = await conn.fetch(
+                Q["expire_idempotency_keys"], tenant, keys, self.idempotency_ttl_s
+            )
+            expired += len(rows)
+        return expired
 
     async def mark_published(self, ids: Sequence[UUID]) -> None:
         async with acquire(self.pool) as conn:

@@ -266,3 +266,16 @@ async def test_unknown_route_and_bad_query_are_problems(api, tenants) -> None:
     assert r.status_code == 400 and r.json()["code"] == "invalid_parameter"
     r = await api.get("/v1/tasks?cursor=zzz", headers=tenants["acme"].auth())
     assert r.status_code == 400 and r.json()["code"] == "invalid_cursor"
+
+
+async def test_idempotency_key_expires_after_the_window(api, tenants, pool) -> None:
+    acme = tenants["acme"]
+    body = {**ECHO, "idempotency_key": "nightly-2026-11-28"}
+    first = (await api.post("/v1/tasks", json=body, headers=acme.auth())).json()
+    # Time passes beyond the window (24 h by default).
+    await pool.execute("UPDATE tasks SET created_at = now() - interval '25 hours'")
+    again = await api.post("/v1/tasks", json=body, headers=acme.auth())
+    assert again.status_code == 201 and again.json()["id"] != first["id"]
+    old = await api.get(f"/v1/tasks/{first['id']}", headers=acme.auth())
+    assert old.json()["idempotency_key"] is None  # it gave its key up
+    assert await count_tasks(pool) == 2

@@ -19,6 +19,13 @@ SELECT idempotency_key, request_hash, {task_columns}
 FROM tasks
 WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]);
 
+-- name: expire_idempotency_keys
+-- Keys older than the idempotency window are released so the key can name a new task.
+UPDATE tasks SET idempotency_key = NULL, request_hash = NULL
+WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])
+  AND created_at < now() - make_interval(secs => $3)
+RETURNING id;
+
 -- name: mark_published
 UPDATE tasks SET published_at = now()
 WHERE id = ANY($1::uuid[]) AND published_at IS NULL;
