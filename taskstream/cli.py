@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -101,6 +102,10 @@ def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from .dev import run_dev
+
+    if not os.environ.get("TASKSTREAM_LOG_FORMAT"):  # a person is watching: readable logs
+        settings = msgspec.structs.replace(settings, log_format="console")
+        configure(settings.log_format, settings.log_level)
 
     return run_dev(settings, args, _progress)
 
