@@ -126,11 +126,12 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _launch(
     name: str, url: str, log: Path, spawn: Callable[[int], subprocess.Popen[bytes]],
-    ready: Callable[[int], bool], timeout_s: float,
+    ready: Callable[[int], bool], timeout_s: float, fixed_port: int | None = None,
 ) -> tuple[RunningServer, int, float]:  # fmt: skip
-    """Spawn on a free port until `ready(port)`; retry when another process took the port."""
-    for attempt in range(3):
-        port, t0 = free_port(), time.monotonic()
+    """Spawn on a free port (or `fixed_port`) until `ready(port)`; retry when another process
+    took a free port first."""
+    for attempt in range(1 if fixed_port else 3):
+        port, t0 = fixed_port or free_port(), time.monotonic()
         server = RunningServer(name, url.format(port=port), spawn(port), log)
         while server.process.poll() is None:
             if ready(port):
@@ -140,7 +141,7 @@ def _launch(
                 raise RuntimeError(f"{name} not ready in {timeout_s:.0f} s; {log}:\n{_tail(log)}")
             time.sleep(0.05)
         tail = _tail(log)
-        if "Address already in use" not in tail or attempt == 2:
+        if "Address already in use" not in tail or attempt == 2 or fixed_port:
             code = server.process.returncode
             raise RuntimeError(f"{name} exited with code {code}; {log}:\n{tail}")
     raise AssertionError("unreachable")
@@ -174,19 +175,31 @@ def _redis_pong(port: int) -> bool:
         return False
 
 
-def start_redis(data_dir: Path, *, progress: Callable[[str], None] = _to_stderr) -> RunningServer:
-    """Start a private Redis (no persistence) with its files in `data_dir`/redis."""
+def start_redis(
+    data_dir: Path,
+    *,
+    progress: Callable[[str], None] = _to_stderr,
+    port: int | None = None,
+    appendonly: bool = False,
+) -> RunningServer:
+    """Start a private Redis with its files in `data_dir`/redis: no persistence unless
+    `appendonly` (AOF, fsync every second). `port` restarts a server where it was."""
     binary = _redis_binary()
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     progress(f"starting Redis ({binary})…")
     runner = _Runner(None, redis_dir, _env())  # Redis is happy to run as root
-    argv = [binary, "--bind", HOST, "--save", "", "--appendonly", "no", "--daemonize", "no"]
+    aof = (
+        ["--appendonly", "yes", "--appendfsync", "everysec"]
+        if appendonly
+        else ["--appendonly", "no"]
+    )
+    argv = [binary, "--bind", HOST, "--save", "", *aof, "--daemonize", "no"]
     argv += ["--dir", str(redis_dir), "--port"]
     server, port, took = _launch(
         "redis", f"redis://{HOST}:{{port}}/0", data_dir / "redis.log",
         lambda p: runner.spawn([*argv, str(p)], data_dir / "redis.log", signal.SIGTERM),
-        _redis_pong, 15.0,
+        _redis_pong, 15.0, port,
     )  # fmt: skip
     progress(f"Redis ready on {HOST}:{port} ({took:.1f} s)")
     return server
@@ -286,9 +299,10 @@ def _init_cluster(bin_dir: Path, pg_dir: Path, log: Path, runner: _Runner) -> No
 
 
 def start_postgres(
-    data_dir: Path, *, progress: Callable[[str], None] = _to_stderr
+    data_dir: Path, *, progress: Callable[[str], None] = _to_stderr, port: int | None = None
 ) -> RunningServer:
-    """Start a private PostgreSQL (trust auth, no fsync) with its cluster in `data_dir`/pg."""
+    """Start a private PostgreSQL (trust auth, no fsync) with its cluster in `data_dir`/pg.
+    `port` restarts a server where it was."""
     bin_dir, user, env = _pg_bin_dir(), _pg_user(), _env(LC_ALL="C")
     postgres = str(bin_dir / "postgres")
     out = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=True)  # noqa: S603
@@ -316,7 +330,7 @@ def start_postgres(
         "postgresql", f"postgresql://{PG_USER}@{HOST}:{{port}}/{PG_DATABASE}",
         data_dir / "postgresql.log",
         lambda p: runner.spawn([*argv, str(p)], data_dir / "postgresql.log", signal.SIGINT),
-        _pg_accepting, 30.0,
+        _pg_accepting, 30.0, port,
     )  # fmt: skip
     createdb = [str(bin_dir / "createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, PG_DATABASE]
     done = subprocess.run(createdb, capture_output=True, text=True, env=env, check=False)  # noqa: S603

@@ -28,3 +28,6 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    # asyncpg logs a full traceback for every failed reconnect of its pool during an outage;
+    # our own "unavailable" warnings already say it, once per turn and without the noise.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import asyncpg
@@ -45,5 +46,10 @@ class AttemptTransaction:
                     await self._tx.commit()
                 else:
                     await self._tx.rollback()
+        except Exception:
+            if commit:
+                raise
+            # A rollback on a dead connection changes nothing: the server already discarded it.
         finally:
-            await self._pool.release(conn)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)

@@ -68,6 +68,11 @@ class Completer:
                 log.warning("cannot write outcomes yet", error=str(exc), pending=len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except Exception:  # never drop outcomes: log, wait, write them again
+                uncertain = True
+                log.exception("writing outcomes failed; retrying", pending=len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         await self.ack_quietly([e for f, e in batch if f.task_id in ok])
         self.written += len(batch)
         for f in finishes:

@@ -271,6 +271,12 @@ class Worker:
                 await self._finish_with_transaction(finish, slot, tx)
             else:
                 self.completer.put(finish, slot.entry)
+        except Unavailable as exc:
+            # PostgreSQL went away under the handler's own transaction: nothing of the attempt
+            # is recorded, so the lease runs out and the task runs again (at least once).
+            ctx.log.warning("attempt abandoned: store unavailable", error=str(exc))
+            await asyncio.shield(tx.settle(commit=False))
+            self._free(task.id)
         except BaseException:
             await asyncio.shield(tx.settle(commit=False))
             self._free(task.id)
@@ -320,6 +326,8 @@ class Worker:
                 await self.heartbeat_once()
             except Unavailable as exc:
                 log.warning("heartbeat failed", error=str(exc))
+            except Exception:  # the loop must outlive a bad beat, or leases would lapse
+                log.exception("heartbeat failed")
 
     async def heartbeat_once(self) -> None:
         slots = list(self.inflight.values())
