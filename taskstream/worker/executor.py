@@ -23,8 +23,11 @@ MAX_ERROR_CHARS = 2000
 
 
 def _error_text(exc: BaseException) -> str:
-    lines = traceback.format_exception_only(type(exc), exc)
-    return "".join(lines).strip()[:MAX_ERROR_CHARS]
+    """The message, then the innermost frames (the handler's own code, usually)."""
+    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "".join(traceback.format_list(frames)).rstrip()
+    return f"{message}\n{where}"[:MAX_ERROR_CHARS] if where else message[:MAX_ERROR_CHARS]
 
 
 async def execute(

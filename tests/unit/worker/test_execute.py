@@ -95,7 +95,14 @@ async def test_exceptions_map_to_outcomes(
 ) -> None:
     outcome = await _run(fn)
     assert outcome.kind is kind
-    assert outcome.error == error
+    assert outcome.error is not None
+    # The message first; an unexpected exception adds where it was raised.
+    first, _, rest = outcome.error.partition("\n")
+    assert first == error
+    if fn is crash:
+        assert "in crash" in rest and "test_execute.py" in rest
+    else:
+        assert rest == ""
     assert outcome.delay_s == delay_s
     assert outcome.result_json is None
 
