@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -13,8 +15,11 @@ from .broker.keys import Keys
 from .broker.producer import Producer
 from .core.config import Settings
 from .runtime import Service
+from .scheduler.cron import LEADER_ROLE, Cron
+from .scheduler.leader import Leader
 from .scheduler.promoter import Promoter
 from .store.database import create_pool
+from .store.schedules import LeaseStore, ScheduleStore
 from .store.tasks import TaskStore
 from .worker.registry import load_apps
 from .worker.runner import Worker
@@ -62,15 +67,20 @@ def worker_service(
     return worker.run
 
 
-def scheduler_service(settings: Settings) -> Service:
+def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
+    """Promoter, relay and rescuer (every instance) plus cron firing (the elected leader)."""
+
     async def run(stop: asyncio.Event) -> None:
         pool = await create_pool(settings.database_url, min_size=1, max_size=4)
         redis = connect(settings.redis_url)
         try:
-            promoter = Promoter(
-                settings, TaskStore(pool), Producer(redis, Keys(settings.redis_prefix))
-            )
-            await promoter.run(stop)
+            tasks = TaskStore(pool, idempotency_ttl_s=settings.idempotency_ttl_s)
+            producer = Producer(redis, Keys(settings.redis_prefix))
+            name = holder or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+            leader = Leader(LeaseStore(pool), LEADER_ROLE, name)
+            cron = Cron(ScheduleStore(pool), tasks, producer, leader)
+            promoter = Promoter(settings, tasks, producer)
+            await asyncio.gather(promoter.run(stop), leader.run(stop), cron.run(stop))
         finally:
             await redis.aclose()
             await pool.close()

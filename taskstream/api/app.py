@@ -18,6 +18,7 @@ from ..broker.producer import Producer
 from ..core.config import Settings
 from ..core.errors import BrokerUnavailable, StoreUnavailable
 from ..store.database import acquire, create_pool, listen
+from ..store.schedules import LeaseStore, ScheduleStore
 from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
@@ -26,6 +27,7 @@ from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
 from .problems import EXCEPTION_HANDLERS
+from .schedules import ROUTES as SCHEDULE_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
 
 
@@ -37,10 +39,16 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", summary="Readiness: PostgreSQL and Redis reachable")
 async def readyz(state: State) -> Response[bytes]:
     checks: dict[str, str] = {}
+    scheduler: dict[str, Any] = {}
     try:
         async with acquire(state.pool) as conn:
             await conn.fetchval("SELECT 1")
         checks["postgresql"] = "ok"
+        for lease in await state.leases.status():
+            scheduler[lease["name"]] = {
+                "leader": lease["holder"], "epoch": lease["epoch"],
+                "lease_expires_in_s": round(lease["expires_in_s"], 3),
+            }  # fmt: skip
     except StoreUnavailable as exc:
         checks["postgresql"] = str(exc)
     try:
@@ -52,7 +60,9 @@ async def readyz(state: State) -> Response[bytes]:
     # decides readiness; a Redis outage shows as "degraded".
     ready = checks["postgresql"] == "ok"
     status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
-    body = msgspec.json.encode({"status": status if ready else "unavailable", "checks": checks})
+    body = msgspec.json.encode(
+        {"status": status if ready else "unavailable", "checks": checks, "leaders": scheduler}
+    )
     return Response(body, status_code=200 if ready else 503, media_type="application/json")
 
 
@@ -68,6 +78,8 @@ def create_app(settings: Settings) -> Litestar:
         state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
         state.auth = Authenticator(TenantStore(state.pool), settings.api_key_cache_ttl_s)
         state.catalog = Catalog(TaskTypeStore(state.pool))
+        state.schedules = ScheduleStore(state.pool)
+        state.leases = LeaseStore(state.pool)
         state.intake = Intake(state.tasks, Producer(state.redis, Keys(settings.redis_prefix)))
         await state.catalog.reload()
         close_listener = await listen(state.pool, CHANNEL, state.catalog.invalidate)
@@ -78,7 +90,7 @@ def create_app(settings: Settings) -> Litestar:
             await state.redis.aclose()
             await state.pool.close()
 
-    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES, *DEAD_LETTER_ROUTES]
+    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES, *DEAD_LETTER_ROUTES, *SCHEDULE_ROUTES]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

@@ -118,22 +118,19 @@ class TaskStore:
 
     # -- intake ------------------------------------------------------------------------------
 
-    async def insert_many(self, tasks: Sequence[NewTask]) -> list[Inserted]:
+    async def insert_many(
+        self, tasks: Sequence[NewTask], conn: asyncpg.Connection[Any] | None = None
+    ) -> list[Inserted]:
         """Insert a group of tasks in one statement; one :class:`Inserted` per task, in order.
 
         An idempotency key is honoured for ``idempotency_ttl_s``; an older holder gives its key
         up (the field is cleared on the old task) and the new submission is a new task."""
-        async with acquire(self.pool) as conn:
-            by_id = {r["id"]: r for r in await conn.fetch(Q["insert_tasks"], *_columns(tasks))}
-            missing = [t for t in tasks if t.id not in by_id]
-            if missing and await self._expire_keys(conn, missing):
-                retried = await conn.fetch(Q["insert_tasks"], *_columns(missing))
-                by_id.update((r["id"], r) for r in retried)
-                missing = [t for t in missing if t.id not in by_id]
-            existing: dict[tuple[UUID, str | None], asyncpg.Record] = {}
-            for tenant, keys in _keys_by_tenant(missing).items():
-                for r in await conn.fetch(Q["find_by_idempotency_keys"], tenant, keys):
-                    existing[(tenant, r["idempotency_key"])] = r
+        if conn is None:
+            async with acquire(self.pool) as own:
+                by_id, existing = await self._insert(own, tasks)
+        else:
+            with translate_errors():
+                by_id, existing = await self._insert(conn, tasks)
         out: list[Inserted] = []
         for t in tasks:
             if t.id in by_id:
@@ -145,6 +142,21 @@ class TaskStore:
             same = row["request_hash"] == t.request_hash
             out.append(Inserted(task=to_record(row), created=False, conflict=not same))
         return out
+
+    async def _insert(
+        self, conn: asyncpg.Connection[Any], tasks: Sequence[NewTask]
+    ) -> tuple[dict[UUID, asyncpg.Record], dict[tuple[UUID, str | None], asyncpg.Record]]:
+        by_id = {r["id"]: r for r in await conn.fetch(Q["insert_tasks"], *_columns(tasks))}
+        missing = [t for t in tasks if t.id not in by_id]
+        if missing and await self._expire_keys(conn, missing):
+            retried = await conn.fetch(Q["insert_tasks"], *_columns(missing))
+            by_id.update((r["id"], r) for r in retried)
+            missing = [t for t in missing if t.id not in by_id]
+        existing: dict[tuple[UUID, str | None], asyncpg.Record] = {}
+        for tenant, keys in _keys_by_tenant(missing).items():
+            for r in await conn.fetch(Q["find_by_idempotency_keys"], tenant, keys):
+                existing[(tenant, r["idempotency_key"])] = r
+        return by_id, existing
 
     async def _expire_keys(self, conn: asyncpg.Connection[Any], tasks: Sequence[NewTask]) -> int:
         expired = 0

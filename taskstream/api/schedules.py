@@ -1,0 +1,198 @@
+"""`/v1/schedules`: cron schedules of a tenant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from ..core.errors import NotFound, Unprocessable
+from ..core.ids import uuid7
+from ..core.rbac import Action
+from ..core.schedule import InvalidSchedule, fires_after, next_fire, validate
+from ..store.schedules import ScheduleRow
+from .intake import build
+from .schemas import PriorityName, SubmitTask
+from .tasks import decode_body, to_json
+
+NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+MisfireName = Literal["run_once", "run_all", "skip"]
+_encode = msgspec.json.Encoder().encode
+
+
+class TaskTemplateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    type: str
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    queue: str | None = None
+    priority: PriorityName = "normal"
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+
+
+class ScheduleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: NAME
+    cron: str
+    task: TaskTemplateIn
+    timezone: str = "UTC"
+    misfire: MisfireName = "run_once"
+    misfire_grace_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
+    max_catch_up: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    paused: bool = False
+
+
+class SchedulePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    cron: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
+    task: TaskTemplateIn | msgspec.UnsetType = msgspec.UNSET
+    misfire: MisfireName | msgspec.UnsetType = msgspec.UNSET
+    misfire_grace_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    max_catch_up: Annotated[int, msgspec.Meta(ge=1, le=1000)] | msgspec.UnsetType = msgspec.UNSET
+    paused: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class ScheduleOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    name: str
+    cron: str
+    timezone: str
+    task: msgspec.Raw
+    misfire: str
+    misfire_grace_s: float
+    max_catch_up: int
+    paused: bool
+    next_run_at: datetime | None
+    next_runs: list[datetime]
+    last_run_at: datetime | None
+    last_lag_ms: float | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: ScheduleRow) -> ScheduleOut:
+        upcoming = (
+            []
+            if r.paused
+            else list(
+                islice(fires_after(r.cron, r.timezone, max(r.next_run_at, datetime.now(UTC))), 5)
+            )
+        )
+        return cls(
+            id=r.id, name=r.name, cron=r.cron, timezone=r.timezone,
+            task=msgspec.Raw(r.task.encode()), misfire=r.misfire,
+            misfire_grace_s=r.misfire_grace_s, max_catch_up=r.max_catch_up, paused=r.paused,
+            next_run_at=None if r.paused else r.next_run_at, next_runs=upcoming,
+            last_run_at=r.last_run_at, last_lag_ms=r.last_lag_ms, created_at=r.created_at,
+            updated_at=r.updated_at,
+        )  # fmt: skip
+
+
+class ScheduleList(msgspec.Struct, kw_only=True):
+    items: list[ScheduleOut]
+
+
+def _check_cron(cron: str, timezone: str) -> None:
+    try:
+        validate(cron, timezone)
+    except InvalidSchedule as exc:
+        raise Unprocessable(str(exc), code="invalid_schedule") from None
+
+
+async def _template(state: State, tenant_id: UUID, t: TaskTemplateIn) -> str:
+    """Validate the task like a submission and store it with the type's defaults resolved."""
+    body = SubmitTask(
+        type=t.type,
+        payload=t.payload,
+        queue=t.queue,
+        priority=t.priority,
+        timeout_s=t.timeout_s,
+        max_attempts=t.max_attempts,
+    )
+    new = await build(body, tenant_id, state.catalog, state.settings, None, datetime.now(UTC))
+    await state.tasks.upsert_queue(tenant_id, new.queue)
+    template = _encode({
+        "type": new.type, "payload": msgspec.Raw(new.payload_json), "queue": new.queue,
+        "priority": new.priority.label, "timeout_s": new.timeout_s,
+        "max_attempts": new.max_attempts,
+    })  # fmt: skip
+    return template.decode()
+
+
+def _schedule_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFound("schedule not found", code="schedule_not_found") from None
+
+
+@post("/v1/schedules", summary="Create a cron schedule", status_code=201)
+async def create_schedule(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    who = await state.auth.principal(request, Action.OPERATE)
+    body = await decode_body(request, ScheduleIn)
+    _check_cron(body.cron, body.timezone)
+    now = datetime.now(UTC)
+    row = ScheduleRow(
+        id=uuid7(), tenant_id=who.tenant_id, name=body.name, cron=body.cron,
+        timezone=body.timezone, task=await _template(state, who.tenant_id, body.task),
+        misfire=body.misfire, misfire_grace_s=body.misfire_grace_s,
+        max_catch_up=body.max_catch_up, paused=body.paused,
+        next_run_at=next_fire(body.cron, body.timezone, now), last_run_at=None,
+        last_lag_ms=None, created_at=now, updated_at=now,
+    )  # fmt: skip
+    return to_json(ScheduleOut.of(await state.schedules.create(row)), 201)
+
+
+@get("/v1/schedules", summary="List schedules")
+async def list_schedules(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    who = await state.auth.principal(request, Action.READ)
+    rows = await state.schedules.list_all(who.tenant_id)
+    return to_json(ScheduleList(items=[ScheduleOut.of(r) for r in rows]))
+
+
+@get("/v1/schedules/{schedule_id:str}", summary="Get a schedule with its next run times")
+async def get_schedule(
+    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
+) -> Response[bytes]:
+    who = await state.auth.principal(request, Action.READ)
+    row = await state.schedules.get(who.tenant_id, _schedule_id(schedule_id))
+    return to_json(ScheduleOut.of(row))
+
+
+@patch("/v1/schedules/{schedule_id:str}", summary="Change, pause or resume a schedule")
+async def patch_schedule(
+    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
+) -> Response[bytes]:
+    who = await state.auth.principal(request, Action.OPERATE)
+    change = await decode_body(request, SchedulePatch)
+    row = await state.schedules.get(who.tenant_id, _schedule_id(schedule_id))
+    updates = {k: v for k, v in msgspec.structs.asdict(change).items()
+               if v is not msgspec.UNSET and k != "task"}  # fmt: skip
+    if change.task is not msgspec.UNSET:
+        updates["task"] = await _template(state, who.tenant_id, change.task)
+    new = msgspec.structs.replace(row, **updates)
+    _check_cron(new.cron, new.timezone)
+    timing_changed = (new.cron, new.timezone) != (row.cron, row.timezone)
+    if timing_changed or (row.paused and not new.paused):
+        # A new expression, or a resume, starts from now: no catch-up for the paused time.
+        new = msgspec.structs.replace(
+            new, next_run_at=next_fire(new.cron, new.timezone, datetime.now(UTC))
+        )
+    return to_json(ScheduleOut.of(await state.schedules.update(new)))
+
+
+@delete("/v1/schedules/{schedule_id:str}", summary="Delete a schedule", status_code=204)
+async def delete_schedule(
+    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
+) -> None:
+    who = await state.auth.principal(request, Action.OPERATE)
+    await state.schedules.delete(who.tenant_id, _schedule_id(schedule_id))
+
+
+ROUTES = [create_schedule, list_schedules, get_schedule, patch_schedule, delete_schedule]
