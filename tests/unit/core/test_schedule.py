@@ -107,7 +107,7 @@ def test_nothing_due_yet() -> None:
 
 def test_plan_is_exact_on_time() -> None:
     fires, upcoming = plan(
-        "*/5 * * * * *", "UTC", NOW - timedelta(seconds=0.5), NOW, Misfire.SKIP, 60, 10
+        "* * * * * */5", "UTC", NOW - timedelta(seconds=0.5), NOW, Misfire.SKIP, 60, 10
     )
     # The stored next run, plus the real fire at NOW (12:00:30 is a multiple of 5 s).
     assert fires == [NOW - timedelta(seconds=0.5), NOW]
