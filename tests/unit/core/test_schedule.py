@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,7 +72,7 @@ def test_fall_back_repeated_time_fires_once() -> None:
 def test_fall_back_hourly_keeps_every_real_hour() -> None:
     after = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)  # 00:30 EDT
     fires = list(islice(fires_after("0 * * * *", "America/New_York", after), 4))
-    gaps = {b - a for a, b in zip(fires, fires[1:], strict=False)}
+    gaps = {b - a for a, b in pairwise(fires)}
     assert gaps == {timedelta(hours=1)}  # 01:00 EDT, 01:00 EST, 02:00 EST, ...
 
 
