@@ -22,10 +22,12 @@ from ..store.schedules import LeaseStore, ScheduleStore
 from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
+from ..store.workers import WorkerStore
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
+from .operations import ROUTES as OPERATION_ROUTES
 from .problems import EXCEPTION_HANDLERS
 from .schedules import ROUTES as SCHEDULE_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
@@ -80,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.schedules = ScheduleStore(state.pool)
         state.leases = LeaseStore(state.pool)
+        state.workers = WorkerStore(state.pool)
         state.intake = Intake(state.tasks, Producer(state.redis, Keys(settings.redis_prefix)))
         await state.catalog.reload()
         close_listener = await listen(state.pool, CHANNEL, state.catalog.invalidate)
@@ -90,7 +93,14 @@ def create_app(settings: Settings) -> Litestar:
             await state.redis.aclose()
             await state.pool.close()
 
-    handlers: list[Any] = [healthz, readyz, *TASK_ROUTES, *DEAD_LETTER_ROUTES, *SCHEDULE_ROUTES]
+    handlers: list[Any] = [
+        healthz,
+        readyz,
+        *TASK_ROUTES,
+        *DEAD_LETTER_ROUTES,
+        *SCHEDULE_ROUTES,
+        *OPERATION_ROUTES,
+    ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

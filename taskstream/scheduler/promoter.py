@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import UTC, datetime
+from uuid import UUID
 
 import structlog
 
@@ -15,7 +17,7 @@ from ..core.errors import Unavailable
 from ..store.tasks import TaskStore
 
 log = structlog.get_logger("taskstream.scheduler")
-BATCH = 1000
+BATCH = 2000
 RESCUE_EVERY_S = 1.0
 
 
@@ -29,16 +31,22 @@ class Promoter:
     async def run_once(self) -> int:
         """One pass; returns how many tasks it moved or published."""
         moved = 0
-        while True:  # keep going while full batches come back (a burst of due tasks)
-            due = await self.store.promote_due(BATCH)
-            if due:
-                # If this publish fails (or we die here), the rows are pending and unpublished:
-                # the relay below publishes them.
-                await self.producer.publish(due)
-                await self.store.mark_published([d.task_id for d in due])
-            moved += len(due)
-            if len(due) < BATCH:
-                break
+        published: list[tuple[list[UUID], datetime]] = []
+        try:
+            while True:  # keep going while full batches come back (a burst of due tasks)
+                due = await self.store.promote_due(BATCH)
+                if due:
+                    # If this publish fails (or we die here), the rows are pending and
+                    # unpublished: the relay below publishes them.
+                    await self.producer.publish(due)
+                    published.append(([d.task_id for d in due], datetime.now(UTC)))
+                moved += len(due)
+                if len(due) < BATCH:
+                    break
+        finally:
+            # Bookkeeping after the burst, so the next batch is not kept waiting for it.
+            for ids, at in published:
+                await self.store.mark_published(ids, at)
         moved += await self.store.relay_unpublished(
             BATCH, self.settings.publish_grace_s, self.producer.publish
         )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -167,9 +168,9 @@ class TaskStore:
             expired += len(rows)
         return expired
 
-    async def mark_published(self, ids: Sequence[UUID]) -> None:
+    async def mark_published(self, ids: Sequence[UUID], at: datetime | None = None) -> None:
         async with acquire(self.pool) as conn:
-            await conn.execute(Q["mark_published"], list(ids))
+            await conn.execute(Q["mark_published"], list(ids), at)
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
         """Record a (tenant, queue) pair; a new one wakes workers (NOTIFY) to read its streams."""

@@ -33,6 +33,7 @@ from ..store.database import create_pool, listen
 from ..store.task_types import TaskTypeRow, TaskTypeStore
 from ..store.tasks import QUEUES_CHANNEL, TaskStore
 from ..store.transactions import AttemptTransaction
+from ..store.workers import WorkerStore
 from .completer import Completer
 from .context import TaskContext
 from .executor import decide, execute
@@ -83,6 +84,7 @@ class Worker:
         self.store: TaskStore
         self.consumer: Consumer
         self.completer: Completer
+        self.workers: WorkerStore
         self._pool: Any = None
         self._redis: Redis | None = None
 
@@ -97,10 +99,13 @@ class Worker:
         self.store = TaskStore(self._pool)
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
         self.completer = Completer(self.store, self.consumer, self.name, self._free)
+        self.workers = WorkerStore(self._pool)
         close_listener = await listen(self._pool, QUEUES_CHANNEL, self._queues_changed)
         try:
             await self.register_types()
             await self.refresh_queues()
+            with contextlib.suppress(Unavailable):
+                await self.heartbeat_once()
             self.ready.set()
             log.info(
                 "worker started",
@@ -120,6 +125,8 @@ class Worker:
                 loop.cancel()
             await asyncio.gather(*loops[1:], return_exceptions=True)
         finally:
+            with contextlib.suppress(Exception):  # best effort: a stale row ages out anyway
+                await self.workers.forget(self.name)
             await close_listener()
             self.threads.shutdown(wait=False, cancel_futures=True)
             await self._redis.aclose()
@@ -330,6 +337,10 @@ class Worker:
                 log.exception("heartbeat failed")
 
     async def heartbeat_once(self) -> None:
+        await self.workers.beat(
+            self.name, socket.gethostname(), os.getpid(), self.queues, self.concurrency,
+            len(self.inflight), self.degraded,
+        )  # fmt: skip
         slots = list(self.inflight.values())
         if not slots:
             return

@@ -27,7 +27,8 @@ WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[])
 RETURNING id;
 
 -- name: mark_published
-UPDATE tasks SET published_at = now()
+-- $2: when the entries were written (NULL: now), so published_at - run_at is the real lag.
+UPDATE tasks SET published_at = coalesce($2, now())
 WHERE id = ANY($1::uuid[]) AND published_at IS NULL;
 
 -- name: get_task
