@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from .core.config import Settings
 from .core.errors import ProblemError, TaskstreamError
 from .observability.logging import configure
+from .runtime import run_async
 
 
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional on Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 # -- verbs ------------------------------------------------------------------------------------
@@ -34,7 +25,7 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     from .store.migrate import migrate
 
-    applied = _run(migrate(settings.database_url, progress=_progress))
+    applied = run_async(migrate(settings.database_url, progress=_progress))
     _progress(f"migrations applied: {len(applied)} new" if applied else "schema is up to date")
     return 0
 
@@ -50,7 +41,7 @@ def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await pool.close()
 
-    _run(go())
+    run_async(go())
     return 0
 
 
@@ -67,7 +58,7 @@ def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await pool.close()
 
-    _run(go())
+    run_async(go())
     return 0
 
 
@@ -75,7 +66,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from .runtime import run_services
     from .services import api_service
 
-    _run(run_services([api_service(settings, args.host, args.port)]))
+    run_async(run_services([api_service(settings, args.host, args.port)]))
     return 0
 
 
@@ -88,7 +79,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from .services import worker_service
 
     service = worker_service(settings, args.app, _queues(args.queues), args.concurrency)
-    _run(run_services([service]))
+    run_async(run_services([service]))
     return 0
 
 
@@ -96,7 +87,7 @@ def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
     from .runtime import run_services
     from .services import scheduler_service
 
-    _run(run_services([scheduler_service(settings)]))
+    run_async(run_services([scheduler_service(settings)]))
     return 0
 
 

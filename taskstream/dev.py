@@ -44,9 +44,9 @@ def run_dev(settings: Settings, args: argparse.Namespace, progress: Callable[[st
         )
     port = args.port if _port_free(args.port) else _free_port()
     try:
-        from .cli import _run
+        from .runtime import run_async
 
-        _run(_serve(settings, port, args.app, progress))
+        run_async(_serve(settings, port, args.app, progress))
     finally:
         if services is not None:
             progress("stopping Redis and PostgreSQL")

@@ -10,6 +10,15 @@ from typing import Any
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
+def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion on uvloop where available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 async def run_services(services: Sequence[Service], stop: asyncio.Event | None = None) -> None:
     """Run every service with a shared stop event; a signal or any service's failure stops all."""
     stop = stop or asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from typing import Any
 
 import msgspec
@@ -11,7 +12,6 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from .. import __version__
 from ..broker.connection import connect
 from ..broker.keys import Keys
 from ..broker.producer import Producer
@@ -106,6 +106,8 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_request_bytes,
-        openapi_config=OpenAPIConfig(title="taskstream", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="taskstream", version=version("taskstream"), path="/schema"
+        ),
         debug=False,
     )
