@@ -11,10 +11,10 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
-from ..core.errors import Conflict, InvalidRequest
+from ..core.errors import Conflict
 from ..core.rbac import Action
 from .schemas import TaskOut, TaskPage
-from .tasks import decode_body, parse_task_id, to_json
+from .tasks import decode_body, page_args, parse_task_id, to_json
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,13 +44,6 @@ class AttemptsOut(msgspec.Struct, kw_only=True):
     items: list[AttemptOut]
 
 
-def _cursor(raw: str | None) -> UUID | None:
-    try:
-        return UUID(raw) if raw else None
-    except ValueError:
-        raise InvalidRequest("malformed cursor", code="invalid_cursor") from None
-
-
 @get("/v1/dead-letters", summary="Failed tasks (the dead-letter queue), newest first")
 async def list_dead_letters(
     request: Request[Any, Any, Any],
@@ -61,10 +54,8 @@ async def list_dead_letters(
     cursor: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     who = await state.auth.principal(request, Action.READ)
-    if not 1 <= limit <= 500:
-        raise InvalidRequest("limit must be between 1 and 500", code="invalid_parameter")
     rows = await state.tasks.list_dead(
-        who.tenant_id, task_type=type, queue=queue, before=_cursor(cursor), limit=limit
+        who.tenant_id, task_type=type, queue=queue, before=page_args(limit, cursor), limit=limit
     )
     next_cursor = str(rows[-1].id) if len(rows) == limit else None
     return to_json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))

@@ -40,6 +40,16 @@ async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     return result
 
 
+def page_args(limit: int, cursor: str | None) -> UUID | None:
+    """Check a keyset page request; returns the id to continue before."""
+    if not 1 <= limit <= 500:
+        raise InvalidRequest("limit must be between 1 and 500", code="invalid_parameter")
+    try:
+        return UUID(cursor) if cursor else None
+    except ValueError:
+        raise InvalidRequest("malformed cursor", code="invalid_cursor") from None
+
+
 def parse_task_id(raw: str) -> UUID:
     try:
         return UUID(raw)
@@ -125,12 +135,7 @@ async def list_tasks(
     who = await state.auth.principal(request, Action.READ)
     if status is not None and status not in TaskStatus.__members__.values():
         raise InvalidRequest(f"unknown status {status!r}", code="invalid_parameter")
-    if not 1 <= limit <= 500:
-        raise InvalidRequest("limit must be between 1 and 500", code="invalid_parameter")
-    try:
-        before = UUID(cursor) if cursor else None
-    except ValueError:
-        raise InvalidRequest("malformed cursor", code="invalid_cursor") from None
+    before = page_args(limit, cursor)
     rows = await state.tasks.list_tasks(
         who.tenant_id,
         status=TaskStatus(status) if status else None,

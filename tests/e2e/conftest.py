@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,7 +11,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -106,6 +109,19 @@ def cluster(settings: Settings, tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
+
+
+def query(dsn: str, sql: str) -> list[Any]:
+    """Run one SQL statement on its own connection (tests poll from plain threads)."""
+
+    async def q() -> list[Any]:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            return list(await conn.fetch(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(q())
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:

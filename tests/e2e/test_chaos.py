@@ -4,14 +4,12 @@ Redis must be left with no pending or stray entries."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import signal
 import subprocess
 import time
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
@@ -19,6 +17,7 @@ import redis
 from taskstream.core.config import Settings
 
 from .conftest import Cluster, wait_until
+from .conftest import query as run_query
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,7 @@ VT_S = 2.0
 
 
 def query(settings: Settings, sql: str) -> list[Any]:
-    async def q() -> list[Any]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(q())
+    return run_query(settings.database_url, sql)
 
 
 def redis_leftovers(settings: Settings) -> tuple[int, int]:

@@ -3,18 +3,16 @@ processes, tasks over HTTP, graceful stop, and recovery from a worker killed wit
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections import Counter
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from taskstream.core.config import Settings
 
-from .conftest import Cluster, wait_until
+from .conftest import Cluster, query, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -22,26 +20,12 @@ PRIORITIES = ["critical", "high", "normal", "low"]
 
 
 def counts(settings: Settings) -> dict[str, int]:
-    async def q() -> dict[str, int]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            rows = await conn.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")
-            return {r["status"]: r["n"] for r in rows}
-        finally:
-            await conn.close()
-
-    return asyncio.run(q())
+    rows = query(settings.database_url, "SELECT status, count(*) AS n FROM tasks GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}
 
 
 def fetch(settings: Settings, sql: str) -> list[Any]:
-    async def q() -> list[Any]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(q())
+    return query(settings.database_url, sql)
 
 
 def test_thousand_tasks_two_tenants_four_priorities(cluster: Cluster, settings: Settings) -> None:

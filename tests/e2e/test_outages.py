@@ -3,22 +3,19 @@ the API never answers 500, every accepted task completes once, with one effect."
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from taskstream.core.config import Settings
 from taskstream.devservers import RunningServer, start_postgres, start_redis
 
-from .conftest import Cluster, wait_until
+from .conftest import Cluster, query, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +27,6 @@ EFFECTS_DDL = (
 
 def port_of(server: RunningServer) -> int:
     return int(server.url.split("@")[-1].split("//")[-1].split(":")[1].split("/")[0])
-
-
-def query(dsn: str, sql: str) -> list[Any]:
-    async def q() -> list[Any]:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(q())
 
 
 class Submitter(threading.Thread):

@@ -4,34 +4,26 @@ the takeover bound (lease TTL 3 s + renew 0.5 s + a tick: under 5 s)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from taskstream.core.config import Settings
 
 from .conftest import Cluster, wait_until
+from .conftest import query as run_query
 
 pytestmark = pytest.mark.slow
 TAKEOVER_BOUND_S = 5.0
 
 
 def query(settings: Settings, sql: str) -> list[Any]:
-    async def q() -> list[Any]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(q())
+    return run_query(settings.database_url, sql)
 
 
 def leader(settings: Settings) -> str | None:
