@@ -78,6 +78,7 @@ async def build(
         request_hash=hashlib.sha256(_encode(body)).digest() if body.idempotency_key else None,
         correlation_id=correlation_id,
         run_at=_run_at(body, now),
+        visibility_timeout_s=body.visibility_timeout_s or known.row.visibility_timeout_s,
     )
 
 

@@ -25,6 +25,7 @@ class SubmitTask(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     run_at: datetime | None = None
     delay_s: Annotated[float, msgspec.Meta(ge=0, le=366 * 86_400)] | None = None
+    visibility_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=86_400)] | None = None
     region: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 

@@ -77,6 +77,7 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     request_hash: bytes | None
     correlation_id: str | None
     run_at: datetime | None  # None: due now (status pending)
+    visibility_timeout_s: float | None = None  # None: the deployment's default
 
 
 class Dispatch(msgspec.Struct, frozen=True, array_like=True):
@@ -104,6 +105,7 @@ class ClaimedTask(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str | None
     created_unix: float
     run_unix: float
+    lease_s: float  # this task's visibility timeout
 
 
 class Finish(msgspec.Struct, frozen=True, kw_only=True):

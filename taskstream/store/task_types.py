@@ -21,6 +21,7 @@ class TaskTypeRow(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float
     max_attempts: int
     payload_schema: str  # JSON Schema, as JSON text
+    visibility_timeout_s: float | None = None  # None: the deployment's default
 
 
 class TaskTypeStore:
@@ -36,6 +37,7 @@ class TaskTypeStore:
                 [r.timeout_s for r in rows],
                 [r.max_attempts for r in rows],
                 [r.payload_schema for r in rows],
+                [r.visibility_timeout_s for r in rows],
             )
             await conn.execute(f"NOTIFY {CHANNEL}")
 
@@ -49,6 +51,7 @@ class TaskTypeStore:
                 timeout_s=r["timeout_s"],
                 max_attempts=r["max_attempts"],
                 payload_schema=r["payload_schema"],
+                visibility_timeout_s=r["visibility_timeout_s"],
             )
             for r in rows
         ]

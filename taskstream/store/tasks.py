@@ -80,6 +80,7 @@ def _claimed(r: asyncpg.Record) -> ClaimedTask:
         correlation_id=r["correlation_id"],
         created_unix=r["created_unix"],
         run_unix=r["run_unix"],
+        lease_s=r["lease_s"],
     )
 
 
@@ -99,10 +100,11 @@ def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
             t.request_hash,
             t.correlation_id,
             t.run_at,
+            t.visibility_timeout_s,
         )
         for t in tasks
     ]
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(12)]
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(13)]
 
 
 def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:

@@ -29,6 +29,7 @@ class TaskDefinition:
     fn: Callable[..., Any]
     queue: str
     timeout_s: float | None
+    visibility_timeout_s: float | None
     max_attempts: int | None
     payload_type: type | None  # a msgspec.Struct, or None for "any JSON object"
     is_async: bool
@@ -71,6 +72,7 @@ class Registry:
         *,
         queue: str = "default",
         timeout_s: float | None = None,
+        visibility_timeout_s: float | None = None,
         max_attempts: int | None = None,
     ) -> Callable[[F], F]:
         """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
@@ -89,6 +91,7 @@ class Registry:
                 fn=fn,
                 queue=queue,
                 timeout_s=timeout_s,
+                visibility_timeout_s=visibility_timeout_s,
                 max_attempts=max_attempts,
                 payload_type=payload_type,
                 is_async=inspect.iscoroutinefunction(fn),

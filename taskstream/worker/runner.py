@@ -43,7 +43,8 @@ log = structlog.get_logger("taskstream.worker")
 QUEUE_REFRESH_S = 1.0
 BLOCK_MS = 500
 DEGRADED_RETRY_S = 1.0  # with Redis down, try the streams again this often
-DEGRADED_POLL_S = 0.1  # and meanwhile poll the table this often when it is empty
+DEGRADED_POLL_S = 0.1
+HEARTBEAT_TICK_S = 0.25  # and meanwhile poll the table this often when it is empty
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Worker:
                 name=d.name,
                 queue=d.queue,
                 timeout_s=d.timeout_s or self.settings.default_timeout_s,
+                visibility_timeout_s=d.visibility_timeout_s,
                 max_attempts=d.max_attempts or self.settings.default_max_attempts,
                 payload_schema=_json(d.payload_schema()),
             )
@@ -326,9 +328,14 @@ class Worker:
     # -- leases --------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        period = self.settings.visibility_timeout_s / 3
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(HEARTBEAT_TICK_S)
+            # Beat every third of the shortest lease in flight (a task may carry its own).
+            leases = [s.task.lease_s for s in self.inflight.values()]
+            if time.monotonic() - last < min([self.settings.visibility_timeout_s, *leases]) / 3:
+                continue
+            last = time.monotonic()
             try:
                 await self.heartbeat_once()
             except Unavailable as exc:

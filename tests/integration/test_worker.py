@@ -206,3 +206,31 @@ async def test_graceful_shutdown_hands_tasks_back(
         return await status_of(pool, t["id"]) == "completed"
 
     await until(done, timeout_s=15)
+
+
+async def test_visibility_timeout_per_task(api, tenants, start_worker, pool, until) -> None:
+    """A task's own visibility timeout sets its lease; heartbeats keep a short lease alive
+    through a handler that runs longer than it."""
+    await start_worker()
+    t = await submit(
+        api,
+        tenants["acme"],
+        {"type": "examples.sleep", "payload": {"seconds": 2}, "visibility_timeout_s": 1},
+    )
+
+    async def processing() -> bool:
+        return await status_of(pool, t["id"]) == "processing"
+
+    await until(processing)
+    lease = await pool.fetchval("SELECT extract(epoch FROM lease_expires_at - now()) FROM tasks")
+    assert 0 < lease <= 1.0  # not the 30 s default
+
+    async def done() -> bool:
+        return await status_of(pool, t["id"]) == "completed"
+
+    await until(done)
+    assert await pool.fetchval("SELECT attempts FROM tasks") == 1  # never lost its lease
+    r = await api.post(
+        "/v1/tasks", headers=tenants["acme"].auth(), json={**ECHO, "visibility_timeout_s": 0.1}
+    )
+    assert r.status_code == 422

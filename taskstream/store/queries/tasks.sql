@@ -2,15 +2,16 @@
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
 -- resolved by the caller (same body -> the original task, other body -> 409).
 INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts, timeout_s,
-                   idempotency_key, request_hash, correlation_id, run_at)
+                   idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s)
 SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
        CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
        u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
-       u.correlation_id, coalesce(u.run_at, now())
+       u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s
 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::int4[],
-            $8::float8[], $9::text[], $10::bytea[], $11::text[], $12::timestamptz[])
+            $8::float8[], $9::text[], $10::bytea[], $11::text[], $12::timestamptz[],
+            $13::float8[])
      AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
-          idempotency_key, request_hash, correlation_id, run_at)
+          idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING {task_columns};
 
@@ -57,7 +58,8 @@ SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $2,
     last_error = CASE WHEN t.status = 'processing'
                       THEN 'worker_lost: lease expired during attempt ' || t.attempts
                       ELSE t.last_error END,
-    lease_expires_at = now() + make_interval(secs => $3), attempts = t.attempts + 1,
+    lease_expires_at = now() + make_interval(secs => coalesce(t.visibility_timeout_s, $3)),
+    attempts = t.attempts + 1,
     started_at = coalesce(t.started_at, now())
 WHERE t.id = ANY($1::uuid[])
   AND t.attempts < t.max_attempts
@@ -65,14 +67,16 @@ WHERE t.id = ANY($1::uuid[])
 RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
           t.lease_epoch, t.idempotency_key, t.correlation_id,
           extract(epoch FROM t.created_at)::float8 AS created_unix,
-          extract(epoch FROM t.run_at)::float8 AS run_unix;
+          extract(epoch FROM t.run_at)::float8 AS run_unix,
+          coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s;
 
 -- name: claim_from_table
 -- Redis is down: claim ready tasks straight from PostgreSQL, highest priority and oldest first.
 -- SKIP LOCKED lets many workers do this at once without waiting on each other.
 UPDATE tasks t
 SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $3,
-    lease_expires_at = now() + make_interval(secs => $4), attempts = t.attempts + 1,
+    lease_expires_at = now() + make_interval(secs => coalesce(t.visibility_timeout_s, $4)),
+    attempts = t.attempts + 1,
     started_at = coalesce(t.started_at, now())
 FROM (SELECT id AS cid FROM tasks
       WHERE status = 'pending' AND ($1::text[] IS NULL OR queue = ANY($1::text[]))
@@ -81,7 +85,8 @@ WHERE t.id = ready.cid
 RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
           t.lease_epoch, t.idempotency_key, t.correlation_id,
           extract(epoch FROM t.created_at)::float8 AS created_unix,
-          extract(epoch FROM t.run_at)::float8 AS run_unix;
+          extract(epoch FROM t.run_at)::float8 AS run_unix,
+          coalesce(t.visibility_timeout_s, $4)::float8 AS lease_s;
 
 -- name: confirm_finished
 -- After a commit whose outcome is unknown (the connection died): which outcomes did land?
@@ -116,7 +121,8 @@ WITH done AS (
 SELECT id FROM done;
 
 -- name: heartbeat_tasks
-UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
+UPDATE tasks t
+SET lease_expires_at = now() + make_interval(secs => coalesce(t.visibility_timeout_s, $3))
 FROM unnest($1::uuid[], $2::int8[]) AS u(id, epoch)
 WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
 RETURNING t.id;

@@ -22,7 +22,7 @@ def _task(attempt: int, max_attempts: int = 3) -> ClaimedTask:
     return ClaimedTask(
         id=TASK_ID, tenant_id=UUID(int=1), type="t", queue="default", payload_json="{}",
         attempt=attempt, max_attempts=max_attempts, timeout_s=10.0, lease_epoch=42,
-        idempotency_key=None, correlation_id=None, created_unix=0.0, run_unix=0.0,
+        idempotency_key=None, correlation_id=None, created_unix=0.0, run_unix=0.0, lease_s=30.0,
     )  # fmt: skip
 
 
