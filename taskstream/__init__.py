@@ -10,6 +10,7 @@ from __future__ import annotations
 from .core.errors import TaskstreamError
 from .core.models import Priority, TaskStatus
 from .core.outcomes import Fail, Retry
+from .core.retry import RetryPolicy
 from .worker.context import TaskContext
 from .worker.registry import task
 
@@ -19,6 +20,7 @@ __all__ = [
     "Fail",
     "Priority",
     "Retry",
+    "RetryPolicy",
     "TaskContext",
     "TaskStatus",
     "TaskstreamError",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, get_type_hints
 import msgspec
 
 from ..core.errors import HandlerError
+from ..core.retry import RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")
@@ -30,6 +31,7 @@ class TaskDefinition:
     queue: str
     timeout_s: float | None
     visibility_timeout_s: float | None
+    retry: RetryPolicy | None  # None: the deployment's backoff
     max_attempts: int | None
     payload_type: type | None  # a msgspec.Struct, or None for "any JSON object"
     is_async: bool
@@ -73,6 +75,7 @@ class Registry:
         queue: str = "default",
         timeout_s: float | None = None,
         visibility_timeout_s: float | None = None,
+        retry: RetryPolicy | None = None,
         max_attempts: int | None = None,
     ) -> Callable[[F], F]:
         """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
@@ -92,6 +95,7 @@ class Registry:
                 queue=queue,
                 timeout_s=timeout_s,
                 visibility_timeout_s=visibility_timeout_s,
+                retry=retry,
                 max_attempts=max_attempts,
                 payload_type=payload_type,
                 is_async=inspect.iscoroutinefunction(fn),

@@ -268,7 +268,8 @@ class Worker:
         try:
             outcome = await self._outcome(definition, ctx, task)
             # Jitter, not security: a PRNG is right here.
-            finish = decide(outcome, task, self.policy, datetime.now(UTC), random.random())  # noqa: S311
+            policy = (definition.retry if definition else None) or self.policy
+            finish = decide(outcome, task, policy, datetime.now(UTC), random.random())  # noqa: S311
             if outcome.kind is not OutcomeKind.COMPLETED:
                 ctx.log.warning(
                     "attempt failed",

@@ -168,3 +168,16 @@ def test_registering_the_same_function_again_is_harmless() -> None:
     reg.task("again")(sync_any)
     reg.task("again")(sync_any)
     assert len(reg) == 1
+
+
+def test_per_type_retry_policy_is_kept() -> None:
+    from taskstream import RetryPolicy
+
+    reg = Registry()
+    policy = RetryPolicy(base_s=5, cap_s=60)
+
+    @reg.task("slow.retry", retry=policy, visibility_timeout_s=120)
+    async def handler(ctx: TaskContext, payload: dict) -> None: ...
+
+    d = reg.get("slow.retry")
+    assert d is not None and d.retry is policy and d.visibility_timeout_s == 120
