@@ -179,5 +179,7 @@ async def test_ten_thousand_delayed_tasks_due_in_one_second(
         "WHERE status = 'pending' AND published_at IS NOT NULL"
     )
     print(f"10,000 tasks due at once: all published within {lag['worst'] * 1000:.0f} ms")
-    assert lag["n"] == lag["d"] == 10_000
-    assert lag["worst"] < 1.0
+    assert lag["n"] == lag["d"] == 10_000  # all promoted and published, none twice
+    # The figure (~0.5 s here) is reported above; the bound only catches a broken promoter
+    # (say, one batch per poll interval), not a slow machine: timing is the benchmarks' job.
+    assert lag["worst"] < 3.0
