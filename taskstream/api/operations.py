@@ -11,6 +11,7 @@ from litestar.datastructures import State
 
 from ..core.models import Priority
 from ..core.rbac import Action
+from ..observability.metrics import exposition, set_depths
 from .tasks import to_json
 
 
@@ -74,4 +75,11 @@ async def list_workers(request: Request[Any, Any, Any], state: State) -> Respons
     return to_json(WorkersOut(items=items))
 
 
-ROUTES = [list_queues, list_workers]
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(state: State) -> Response[bytes]:
+    rows = await state.workers.depths()
+    set_depths((q, Priority(p).label, s, n) for q, p, s, n in rows)
+    return Response(exposition(), media_type="text/plain; version=0.0.4")
+
+
+ROUTES = [list_queues, list_workers, metrics]

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
 from ..core.errors import ProblemError, Unavailable
+from ..observability.metrics import HTTP_PROBLEMS
 from .schemas import Problem
 
 log = structlog.get_logger("taskstream.api")
@@ -38,6 +39,7 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[bytes]:
+    HTTP_PROBLEMS.labels(str(status), code).inc()
     body = Problem(
         type=f"https://taskstream.dev/problems/{code}",
         title=code.replace("_", " ").capitalize(),

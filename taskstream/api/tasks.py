@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery
 from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unprocessable
 from ..core.models import TaskStatus
 from ..core.rbac import Action
+from ..observability.metrics import TASKS_SUBMITTED
 from .intake import build, now_utc
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage
 
@@ -70,6 +71,7 @@ async def submit_task(request: Request[Any, Any, Any], state: State) -> Response
         body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now_utc()
     )
     (result,) = await state.intake.submit([new])
+    TASKS_SUBMITTED.inc(int(result.created))
     if result.conflict:
         raise Conflict(
             "idempotency key was already used with a different request body",
@@ -100,6 +102,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> Respons
             errors=errors,
         )
     results = await state.intake.submit(news)
+    TASKS_SUBMITTED.inc(sum(r.created for r in results))
     items = [
         BatchItem(
             status=409,

@@ -37,6 +37,11 @@ class WorkerStore:
             await conn.execute(Q["prune_workers"], within_s * 20)
             return [dict(r) for r in await conn.fetch(Q["list_workers"], within_s)]
 
+    async def depths(self) -> list[tuple[str, int, str, int]]:
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["depths"])
+        return [(r["queue"], r["priority"], r["status"], r["n"]) for r in rows]
+
     async def queue_stats(self, tenant_id: UUID) -> list[dict[str, Any]]:
         async with acquire(self.pool) as conn:
             return [dict(r) for r in await conn.fetch(Q["queue_stats"], tenant_id)]

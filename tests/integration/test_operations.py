@@ -37,3 +37,25 @@ async def test_workers_listed_while_alive(api, tenants, start_worker) -> None:
     assert [(w["name"], w["concurrency"], w["degraded"]) for w in items] == [
         (worker.name, 7, False)
     ]
+
+
+async def test_metrics(api, tenants) -> None:
+    acme = tenants["acme"]
+    body = {
+        "tasks": [
+            {
+                "type": "examples.echo",
+                "payload": {"message": "m"},
+                "priority": "high",
+                "queue": "metrics-q",
+            }
+        ]
+        * 3
+    }
+    assert (await api.post("/v1/tasks/batch", json=body, headers=acme.auth())).status_code == 201
+    await api.post("/v1/tasks", json={"type": "no.such"}, headers=acme.auth())
+    text = (await api.get("/metrics")).text
+    assert 'task_queue_depth{priority="high",queue="metrics-q",status="pending"} 3.0' in text
+    assert "dead_letter_depth 0.0" in text
+    assert 'http_problems_total{code="unknown_task_type",status="422"}' in text
+    assert "tasks_submitted_total" in text

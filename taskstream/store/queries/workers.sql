@@ -18,6 +18,12 @@ ORDER BY name;
 -- name: prune_workers
 DELETE FROM workers WHERE last_seen < now() - make_interval(secs => $1);
 
+-- name: depths
+-- All tenants, for /metrics: non-terminal and failed tasks by queue, priority and status.
+SELECT queue, priority, status, count(*) AS n
+FROM tasks WHERE status IN ('pending', 'scheduled', 'processing', 'failed')
+GROUP BY queue, priority, status;
+
 -- name: queue_stats
 SELECT queue, priority, status, count(*) AS n,
        extract(epoch FROM now() - min(created_at))::float8 AS oldest_s
