@@ -1,0 +1,95 @@
+"""What the numbers belong to: the machine, the package and server versions, the settings."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+HERE = Path(__file__).resolve().parent
+PACKAGES = (
+    "taskstream", "redis", "hiredis", "asyncpg", "litestar", "uvicorn", "uvloop", "msgspec",
+    "httpx",
+)  # fmt: skip
+
+
+def hardware() -> dict[str, Any]:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "ram_gib": _ram_gib(),
+        "os": platform.platform(),
+        "loadavg_at_start": _loadavg(),
+    }
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _ram_gib() -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    return None
+
+
+def _loadavg() -> str | None:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return None
+
+
+def package_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    found["git"] = _git_revision()
+    return found
+
+
+def _git_revision() -> str | None:
+    """The checkout's commit (``+dirty`` with local changes): numbers belong to a code state."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}+dirty" if dirty else rev
+
+
+async def server_versions(redis: aioredis.Redis, pool: asyncpg.Pool) -> dict[str, str | None]:
+    info = await redis.info("server")
+    return {
+        "redis_server": str(info.get("redis_version")),
+        "postgresql": await pool.fetchval("SHOW server_version"),
+    }
+
+
+def inherited_settings() -> dict[str, str]:
+    """TASKSTREAM_* knobs from the caller's environment: they change what is measured."""
+    ours = {"TASKSTREAM_DATABASE_URL", "TASKSTREAM_REDIS_URL", "TASKSTREAM_REDIS_PREFIX"}
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k.startswith("TASKSTREAM_") and k not in ours
+    }

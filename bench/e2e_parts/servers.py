@@ -1,0 +1,157 @@
+"""Redis and PostgreSQL: the ones named in the environment, or private ones; and this run's own
+database and key prefix on them, removed at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from .console import say
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/postgres"
+
+
+def redact(url: str) -> str:
+    """The URL without its password: the report may be shared."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class Servers:
+    redis_url: str
+    admin_pg_url: str  # used for CREATE/DROP DATABASE only
+    private: bool
+
+
+async def redis_reachable(url: str) -> bool:
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def pg_reachable(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except Exception:
+        return False
+    await conn.close()
+    return True
+
+
+@contextlib.asynccontextmanager
+async def servers() -> AsyncIterator[Servers]:
+    """The servers named by BENCH_REDIS_URL / BENCH_PG_URL, or private ones if either is down."""
+    redis_url = os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
+    pg_url = os.environ.get("BENCH_PG_URL") or DEFAULT_PG_URL
+    if await redis_reachable(redis_url) and await pg_reachable(pg_url):
+        yield Servers(redis_url, pg_url, private=False)
+        return
+    say(f"{redact(redis_url)} or {redact(pg_url)} unreachable: starting private servers")
+    # Imported only here: the module spawns servers and is not needed when they already run.
+    from taskstream.devservers import LocalServices
+
+    data_dir = Path(tempfile.mkdtemp(prefix="taskstream-bench-"))
+    # mkdtemp makes it private (0700). Run as root, PostgreSQL runs as another user and would
+    # keep its cluster outside this folder, where our cleanup does not reach; let it in.
+    data_dir.chmod(0o755)
+    local = LocalServices(data_dir, progress=say)
+    try:
+        local.start()
+        yield Servers(local.redis_url, local.database_url, private=True)
+    finally:
+        local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or "localhost"  # no host: a Unix socket, so this machine
+    if host == "localhost" or host.startswith("/"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Stores:
+    """This run's database and Redis prefix; `clean()` removes both and says what it found."""
+
+    servers: Servers
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        return f"ts_bench_{self.token}"
+
+    @property
+    def prefix(self) -> str:
+        return f"tsbench-{self.token}"
+
+    @property
+    def database_url(self) -> str:
+        return with_database(self.servers.admin_pg_url, self.database)
+
+    async def clean(self) -> None:
+        if self.result:
+            return
+        conn = await asyncpg.connect(self.servers.admin_pg_url, timeout=10)
+        try:
+            # FORCE: a backend left by a killed process must not keep the database alive.
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            left = await conn.fetchval(
+                "SELECT count(*) FROM pg_database WHERE datname = $1", self.database
+            )
+        finally:
+            await conn.close()
+        deleted, remaining = await delete_keys(self.servers.redis_url, f"{self.prefix}:*")
+        self.result = {
+            "database_dropped": left == 0,
+            "redis_keys_deleted": deleted,
+            "redis_keys_left": remaining,
+        }
+        say(f"dropped database {self.database}; deleted {deleted} Redis keys {self.prefix}:*")
+
+
+async def delete_keys(url: str, pattern: str) -> tuple[int, int]:
+    client = aioredis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await client.unlink(*batch)
+        remaining = sum([1 async for _ in client.scan_iter(match=pattern, count=1000)])
+    finally:
+        await client.aclose()
+    return deleted, remaining
