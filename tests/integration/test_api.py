@@ -279,3 +279,15 @@ async def test_idempotency_key_expires_after_the_window(api, tenants, pool) -> N
     old = await api.get(f"/v1/tasks/{first['id']}", headers=acme.auth())
     assert old.json()["idempotency_key"] is None  # it gave its key up
     assert await count_tasks(pool) == 2
+
+
+async def test_oversized_request_and_wrong_method_are_problems(api, tenants, pool) -> None:
+    huge = b'{"type": "examples.echo", "payload": {"message": "' + b"x" * 9_000_000 + b'"}}'
+    r = await api.post("/v1/tasks", content=huge, headers=tenants["acme"].auth())
+    assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem")
+    assert r.json()["code"] == "payload_too_large"
+    r = await api.delete("/v1/tasks", headers=tenants["acme"].auth())
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+    r = await api.post("/v1/tasks", content=b"", headers=tenants["acme"].auth())
+    assert r.status_code == 400 and r.json()["code"] == "malformed_json"
+    assert await count_tasks(pool) == 0
