@@ -3,8 +3,10 @@ processes, tasks over HTTP, graceful stop, and recovery from a worker killed wit
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -152,3 +154,27 @@ def test_worker_killed_mid_task_loses_nothing(cluster: Cluster, settings: Settin
     assert all(r["attempts"] >= 2 for r in rows)
     effects = fetch(settings, "SELECT task_id, count(*) AS n FROM test_effects GROUP BY task_id")
     assert len(effects) == 40 and all(e["n"] == 1 for e in effects)  # exactly one effect each
+
+
+def children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_supervisor_restarts_a_dead_worker(cluster: Cluster, settings: Settings) -> None:
+    """`worker --processes 2`: a child killed with SIGKILL is replaced; SIGTERM stops all."""
+    supervisor = cluster.start("worker", "--app", "taskstream.examples.tasks", "--processes", "2")
+    wait_until(lambda: len(children(supervisor.pid)) == 2, 30, "two worker processes")
+    first = children(supervisor.pid)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: len(children(supervisor.pid) - first) == 1 and len(children(supervisor.pid)) == 2,
+        30,
+        "a replacement worker",
+    )
+    assert victim not in children(supervisor.pid)
+    kids = children(supervisor.pid)
+    assert cluster.stop(supervisor) == 0
+    for kid in kids:  # the children went with it (gone, or a zombie awaiting its reaper)
+        status = Path(f"/proc/{kid}/status")
+        assert not status.exists() or "zombie" in status.read_text()
