@@ -101,6 +101,16 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(settings, args, _progress)
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from .loadtest import main as bench_main
+
+    key = args.key or os.environ.get("TASKSTREAM_API_KEY", "")
+    if not key:
+        print("taskstream: give --key or set TASKSTREAM_API_KEY", file=sys.stderr)
+        return 2
+    return bench_main(args.url, key, args.n, args.batch, args.type, args.payload, args.timeout)
+
+
 def _queues(raw: str | None) -> list[str] | None:
     return [q.strip() for q in raw.split(",") if q.strip()] if raw else None
 
@@ -152,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
 
     verb("scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases")
+
+    bench = verb("bench", cmd_bench, "load test a running deployment through its API")
+    bench.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL")
+    bench.add_argument("--key", help="API key (submitter or above); or TASKSTREAM_API_KEY")
+    bench.add_argument("--n", type=int, default=10_000, help="tasks to submit")
+    bench.add_argument("--batch", type=int, default=500, help="tasks per batch request")
+    bench.add_argument("--type", default="examples.noop", help="task type to submit")
+    bench.add_argument("--payload", default="{}", help="payload JSON for every task")
+    bench.add_argument("--timeout", type=float, default=600, help="give up after (s)")
 
     tenant = verb("tenant", lambda *_: 2, "manage tenants")
     tenant_verbs = tenant.add_subparsers(dest="tenant_verb", required=True)

@@ -3,6 +3,7 @@ processes, tasks over HTTP, graceful stop, and recovery from a worker killed wit
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import Counter
@@ -178,3 +179,22 @@ def test_supervisor_restarts_a_dead_worker(cluster: Cluster, settings: Settings)
     for kid in kids:  # the children went with it (gone, or a zombie awaiting its reaper)
         status = Path(f"/proc/{kid}/status")
         assert not status.exists() or "zombie" in status.read_text()
+
+
+def test_bench_verb_against_a_running_deployment(cluster: Cluster, settings: Settings) -> None:
+    cluster.cli("tenant", "create", "acme")
+    key = cluster.cli("key", "create", "--tenant", "acme", "--role", "submitter").strip()
+    url = cluster.start_api()
+    cluster.start("scheduler")
+    cluster.start("worker", "--app", "taskstream.examples.tasks", "--concurrency", "50")
+    wait_until(
+        lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] > 0,
+        30,
+        "task types",
+    )
+    out = cluster.cli("bench", "--url", url, "--key", key, "--n", "2000", "--batch", "400")
+    result = json.loads(out)["queue_test"]
+    assert result["tasks"] == 2000 and result["throughput_per_s"] > 0
+    rows = fetch(settings, "SELECT queue, status, count(*) AS n FROM tasks GROUP BY 1, 2")
+    assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["n"] == 2000
+    assert rows[0]["queue"].startswith("bench-")
