@@ -60,23 +60,37 @@ RETURNING {task_columns};
 -- The fencing token is lease_epoch: every later write by this worker names the epoch it got here.
 -- Driven by unnest + the primary key: with `id = ANY($1)` the generic plan scanned the whole
 -- pending index per batch (status = 'pending' matches it), halving throughput under a backlog.
-UPDATE tasks t
-SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $2,
-    last_error = CASE WHEN t.status = 'processing'
-                      THEN 'worker_lost: lease expired during attempt ' || t.attempts
-                      ELSE t.last_error END,
-    lease_expires_at = now() + make_interval(secs => coalesce(t.visibility_timeout_s, $3)),
-    attempts = t.attempts + 1,
-    started_at = coalesce(t.started_at, now())
-FROM unnest($1::uuid[]) AS c(cid)
-WHERE t.id = c.cid
-  AND t.attempts < t.max_attempts
-  AND (t.status = 'pending' OR (t.status = 'processing' AND t.lease_expires_at < now()))
-RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
-          t.lease_epoch, t.idempotency_key, t.correlation_id,
-          extract(epoch FROM t.created_at)::float8 AS created_unix,
-          extract(epoch FROM t.run_at)::float8 AS run_unix,
-          coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s;
+-- Rows are locked first so the prior status is known: taking over an expired lease logs the
+-- lost attempt (worker_lost) in the same statement.
+WITH prior AS (
+    SELECT p.id AS pid, p.status AS prior_status
+    FROM tasks p JOIN unnest($1::uuid[]) AS c(cid) ON p.id = c.cid
+    WHERE p.attempts < p.max_attempts
+      AND (p.status = 'pending' OR (p.status = 'processing' AND p.lease_expires_at < now()))
+    FOR UPDATE OF p
+), claimed AS (
+    UPDATE tasks t
+    SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $2,
+        last_error = CASE WHEN prior.prior_status = 'processing'
+                          THEN 'worker_lost: lease expired during attempt ' || t.attempts
+                          ELSE t.last_error END,
+        lease_expires_at = now() + make_interval(secs => coalesce(t.visibility_timeout_s, $3)),
+        attempts = t.attempts + 1,
+        started_at = coalesce(t.started_at, now())
+    FROM prior
+    WHERE t.id = prior.pid
+    RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts,
+              t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id,
+              extract(epoch FROM t.created_at)::float8 AS created_unix,
+              extract(epoch FROM t.run_at)::float8 AS run_unix,
+              coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s,
+              prior.prior_status
+), logged AS (
+    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome)
+    SELECT id, attempts - 1, tenant_id, 'worker_lost' FROM claimed
+    WHERE prior_status = 'processing'
+)
+SELECT * FROM claimed;
 
 -- name: claim_from_table
 -- Redis is down: claim ready tasks straight from PostgreSQL, highest priority and oldest first.
