@@ -565,7 +565,7 @@ def test_protocol_state_machine(harness: Harness) -> None:
     run_state_machine_as_test(
         lambda: ProtocolMachine(harness),
         settings=hypothesis.settings(
-            max_examples=250,
+            max_examples=200,
             stateful_step_count=50,
             deadline=None,
             derandomize=True,

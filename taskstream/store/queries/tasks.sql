@@ -84,10 +84,10 @@ WITH prior AS (
               extract(epoch FROM t.created_at)::float8 AS created_unix,
               extract(epoch FROM t.run_at)::float8 AS run_unix,
               coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s,
-              prior.prior_status
+              t.last_error, prior.prior_status
 ), logged AS (
-    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome)
-    SELECT id, attempts - 1, tenant_id, 'worker_lost' FROM claimed
+    INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error)
+    SELECT id, attempts - 1, tenant_id, 'worker_lost', last_error FROM claimed
     WHERE prior_status = 'processing'
 )
 SELECT * FROM claimed;
@@ -135,6 +135,7 @@ WITH done AS (
                 $7::text[], $8::float8[])
          AS u(id, epoch, status, result, error, run_at, outcome, duration_s)
     WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = 'processing'
+      AND u.status IN ('completed', 'scheduled', 'failed')  -- an attempt can only end so
     RETURNING t.id, t.tenant_id, t.attempts, u.outcome, u.error, u.duration_s
 ), logged AS (
     INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error, worker, duration_s)
