@@ -224,9 +224,6 @@ INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETU
 SELECT tenant_id, name FROM queues WHERE $1::text[] IS NULL OR name = ANY($1::text[])
 ORDER BY tenant_id, name;
 
--- name: status_counts
-SELECT status, count(*) AS n FROM tasks WHERE tenant_id = $1 GROUP BY status;
-
 -- name: unpublish
 -- Entries a stopping worker read but never claimed: let the relay publish them again.
 UPDATE tasks SET published_at = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending';
