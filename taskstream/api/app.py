@@ -89,6 +89,8 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            with contextlib.suppress(Exception):  # best effort: the relay covers what is left
+                await state.intake.close()
             await close_listener()
             await state.redis.aclose()
             await state.pool.close()

@@ -3,11 +3,17 @@
 ``build`` checks one submission against its type (cached, no database round trip) and returns a
 ``NewTask``. ``Intake.submit`` group-commits: concurrent requests share one INSERT and one
 pipelined XADD, so throughput grows with load while a lone request waits for nobody.
+
+The "published" mark (which keeps the relay from publishing a row again) is written later, in
+batches, off the request path: a worker usually claims the task first, and a claimed row needs no
+mark, so under normal load most marks cost nothing. Written at once, the mark held row locks that
+the worker's claim of the same rows had to wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -28,6 +34,9 @@ from .catalog import Catalog
 from .schemas import SubmitTask
 
 log = structlog.get_logger("taskstream.api")
+# How long published ids wait before their mark is written; well inside the relay's grace
+# (TASKSTREAM_PUBLISH_GRACE_S, 2 s by default), after which a row without a mark is republished.
+MARK_DELAY_S = 0.25
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _encode = msgspec.json.Encoder().encode
 
@@ -103,6 +112,8 @@ class Intake:
         self._waiting: list[tuple[Sequence[NewTask], asyncio.Future[list[Inserted]]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._queues: set[tuple[UUID, str]] = set()
+        self._unmarked: list[UUID] = []
+        self._marker: asyncio.Task[None] | None = None
 
     async def submit(self, tasks: Sequence[NewTask]) -> list[Inserted]:
         for t in tasks:
@@ -134,10 +145,30 @@ class Intake:
                     future.set_result(inserted[start : start + len(ts)])
                 start += len(ts)
             if published:
-                try:
-                    await self.store.mark_published(published)
-                except Unavailable as exc:  # the relay will publish a duplicate; claims dedupe
-                    log.warning("could not mark tasks published", error=str(exc))
+                self._mark_later(published)
+
+    def _mark_later(self, ids: Sequence[UUID]) -> None:
+        self._unmarked.extend(ids)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._mark(MARK_DELAY_S))
+
+    async def _mark(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        while self._unmarked:
+            ids, self._unmarked = self._unmarked, []
+            try:
+                await self.store.mark_published(ids)
+            except Unavailable as exc:  # the relay publishes a duplicate; claims dedupe
+                log.warning("could not mark tasks published", error=str(exc), tasks=len(ids))
+
+    async def close(self) -> None:
+        """Write the marks still waiting (shutdown): not needed for safety, it saves the relay
+        from publishing those tasks a second time."""
+        if self._marker is not None and not self._marker.done():
+            self._marker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._marker
+        await self._mark(0)
 
     async def publish_now(self, tasks: Sequence[TaskRecord]) -> None:
         """Publish tasks made pending outside a submission (replays); the relay covers a miss."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from uuid import UUID
 
 import pytest
+
+from taskstream.core.models import Priority
 
 ECHO = {"type": "examples.echo", "payload": {"message": "hi"}}
 
@@ -291,3 +295,24 @@ async def test_oversized_request_and_wrong_method_are_problems(api, tenants, poo
     r = await api.post("/v1/tasks", content=b"", headers=tenants["acme"].auth())
     assert r.status_code == 400 and r.json()["code"] == "malformed_json"
     assert await count_tasks(pool) == 0
+
+
+async def test_publish_mark_follows_the_response_and_stops_the_relay(
+    api, tenants, pool, producer, promoter, settings, until
+) -> None:
+    """The "published" mark is written after the response, in a batch; once it is there the
+    relay leaves the row alone, so an unclaimed task has exactly one stream entry."""
+    acme = tenants["acme"]
+    r = await api.post("/v1/tasks", json=ECHO, headers=acme.auth("submitter"))
+    assert r.status_code == 201, r.text
+    task_id = UUID(r.json()["id"])
+
+    async def marked() -> bool:
+        sql = "SELECT published_at IS NOT NULL FROM tasks WHERE id = $1"
+        return bool(await pool.fetchval(sql, task_id))
+
+    await until(marked)
+    await asyncio.sleep(settings.publish_grace_s * 3)  # several relay passes past the grace
+    stream = producer.keys.stream(acme.id, "default", Priority.NORMAL)
+    assert await producer.redis.xlen(stream) == 1
+    assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "pending"

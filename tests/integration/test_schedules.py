@@ -21,8 +21,9 @@ EVERY_SECOND = {
 }
 
 
-async def make_cron(pool: Any, store: Any, producer: Any, holder: str = "s1",
-                    leads: bool = True) -> Cron:
+async def make_cron(
+    pool: Any, store: Any, producer: Any, holder: str = "s1", leads: bool = True
+) -> Cron:
     leader = Leader(LeaseStore(pool), LEADER_ROLE, holder, ttl_s=3.0)
     assert await leader.run_once() is leads
     return Cron(ScheduleStore(pool), store, producer, leader)
