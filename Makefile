@@ -26,6 +26,8 @@ lint: install
 	$(BIN)/ruff format --check taskstream tests bench
 	$(BIN)/mypy
 
+# The benchmark suite (bench/README.md): private servers, every phase, the peers, one table.
+# BENCH_ARGS="--quick" for a smoke run, e.g. BENCH_ARGS="--quick --phases drain,pickup".
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 

@@ -1,12 +1,22 @@
-"""End-to-end benchmark: the real `taskstream` processes, driven over HTTP, judged by PostgreSQL.
+"""taskstream's benchmark suite (issue 5): the real `taskstream` processes on private Redis and
+PostgreSQL, driven over HTTP, judged by PostgreSQL, and compared with the peer job queues
+measured in the same run.
 
-Phase 1 (throughput): N `examples.noop` tasks submitted with ``POST /v1/tasks/batch`` while the
-worker runs; measured until every one is ``completed`` in PostgreSQL.
-Phase 2 (pickup latency): single ``POST /v1/tasks`` at a steady rate; ``started_at - created_at``
-computed by PostgreSQL, so both timestamps come from one clock.
+Phases (``--phases``, default all, in this order):
 
-Every run has its own database and Redis key prefix, both removed at the end, and stops every
-process it started. See bench/README.md for how to read the output.
+* drain: N tasks pre-filled over HTTP with no worker running, then the worker started (1 and 2
+  processes; a no-op body and the peers' body); time until all are completed in PostgreSQL.
+* sustained: tasks offered at a steady rate while the worker runs (batches and single submits);
+  completed tasks/s and submit -> start latency.
+* pickup: single submits at a steady 200/s; ``started_at - created_at`` percentiles.
+* http: single ``POST /v1/tasks`` from a separate load-generator process: capacity and latency.
+* memory: API and worker RSS before and after many tasks; Redis memory after the drain.
+* large: GET by id and filtered lists on a table of a million rows.
+* peers: the peer libraries' drain and pickup latency on the same servers, for the ratios.
+
+The run prints a table of every figure beside its target and the best peer's, and writes the
+full report as JSON. Every run has its own database and Redis key prefix, removed at the end,
+and stops every process it started. See bench/README.md for how to read the output.
 
 This file parses the options and lays out the run; the parts live in `e2e_parts/` (run as a
 script, this folder is on sys.path, so nothing needs installing).
@@ -20,48 +30,119 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from e2e_parts.config import Config
+from e2e_parts.config import BODIES, PEER_LIBS_ALL, PEER_LIBS_DEFAULT, PHASES, SIZES, Config
 from e2e_parts.console import BenchError, say
-from e2e_parts.environment import hardware, inherited_settings, package_versions
+from e2e_parts.environment import (
+    hardware,
+    inherited_settings,
+    package_versions,
+    server_settings,
+)
 from e2e_parts.processes import Cluster, log_summary, process_env
 from e2e_parts.report import render
-from e2e_parts.run import run_cluster
-from e2e_parts.servers import Stores, redact, servers
+from e2e_parts.run import RUNNERS, PhaseMissing, helper, run_cluster
+from e2e_parts.servers import Servers, Stores, redact, servers
+from e2e_parts.summary import figures
 
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args(argv: Sequence[str] | None) -> Config:
+def comma_list(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if items == ("all",):
+        return tuple(known)
+    unknown = [x for x in items if x not in known]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(
+            f"{what}: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(known)}"
+        )
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--n", type=int, default=20_000, help="phase 1 tasks (default 20000)")
-    p.add_argument("--rate", type=float, default=200.0, help="phase 2 submits/s (default 200)")
-    p.add_argument("--duration", type=float, default=15.0, help="phase 2 seconds (default 15)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--concurrency", type=int, default=50, help="tasks at once per worker process")
-    p.add_argument("--batch-size", type=int, default=500, help="phase 1 tasks per request")
-    p.add_argument("--submitters", type=int, default=4, help="phase 1 concurrent HTTP clients")
-    p.add_argument("--timeout", type=float, default=300.0, help="bound on each phase's wait, s")
-    p.add_argument(
-        "--http-client",
-        choices=["raw", "httpx"],
-        default="raw",
-        help="phase 2 HTTP client (default raw: see RawPoster for why not httpx)",
+    add = p.add_argument
+    add("--phases", default="all", help=f"comma list of {','.join(PHASES)} (default: all)")
+    add("--quick", action="store_true", help="small sizes everywhere: a smoke run, not figures")
+    add("--use-running", action="store_true",
+        help="BENCH_REDIS_URL / BENCH_PG_URL instead of private servers")  # fmt: skip
+    add("--workers", type=int, default=1, help="worker processes outside the drain (1)")
+    add("--concurrency", type=int, default=50, help="tasks at once per worker process (50)")
+    add("--timeout", type=float, default=300.0, help="bound on each wait, s (300)")
+    add("--json-out", type=Path, help="default bench/results/e2e-<timestamp>.json")
+    g = p.add_argument_group("drain")
+    g.add_argument("--drain-n", type=int, help="pre-filled tasks (50000; quick 5000)")
+    g.add_argument("--drain-workers", default="1,2", help="worker processes, a run each (1,2)")
+    g.add_argument(
+        "--drain-bodies", default="noop,peer", help="task bodies, a run each (noop,peer)"
     )
-    p.add_argument("--json-out", type=Path, help="default bench/results/e2e-<timestamp>.json")
+    g.add_argument("--batch-size", type=int, default=500, help="pre-fill tasks per request (500)")
+    g.add_argument("--submitters", type=int, default=4, help="pre-fill concurrent clients (4)")
+    g = p.add_argument_group("sustained")
+    g.add_argument(
+        "--sustained-rate", type=float, default=5000.0, help="tasks/s offered in batches (5000)"
+    )
+    g.add_argument("--sustained-batch", type=int, default=50, help="tasks per batch request (50)")
+    g.add_argument("--sustained-clients", type=int, default=4, help="keep-alive clients (4)")
+    g.add_argument("--sustained-single-rate", type=float, default=1000.0,
+                   help="tasks/s as single POST /v1/tasks (1000; 0: skip)")  # fmt: skip
+    g.add_argument("--sustained-duration", type=float, help="seconds per mode (20; quick 3)")
+    g = p.add_argument_group("pickup")
+    g.add_argument("--rate", type=float, default=200.0, help="single submits/s (200)")
+    g.add_argument("--duration", type=float, help="seconds (15; quick 3)")
+    g.add_argument("--http-client", choices=["raw", "httpx"], default="raw",
+                   help="load generator (raw; see RawPoster for why not httpx)")  # fmt: skip
+    g = p.add_argument_group("http, memory, large, peers")
+    g.add_argument("--http-rate", type=float, default=1000.0, help="fixed-rate requests/s (1000)")
+    g.add_argument("--http-duration", type=float, help="seconds per measurement (15; quick 3)")
+    g.add_argument("--memory-n", type=int, help="tasks (1000000; quick 20000)")
+    g.add_argument("--large-rows", type=int, help="rows in the table (1000000; quick 20000)")
+    g.add_argument("--peers", default=",".join(PEER_LIBS_DEFAULT),
+                   help=f"peer libraries, or all ({','.join(PEER_LIBS_DEFAULT)})")  # fmt: skip
+    g.add_argument("--peers-n", type=int, help="jobs per peer drain (default: --drain-n)")
+    g.add_argument("--peers-rate", type=float, help="peer latency load, jobs/s (default: --rate)")
+    g.add_argument("--peers-duration", type=float, help="peer latency seconds (15; quick 3)")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    p = build_parser()
     a = p.parse_args(argv)
-    if min(a.n, a.workers, a.concurrency, a.batch_size, a.submitters) < 1 or a.rate <= 0:
-        p.error("counts and --rate must be positive")
+    try:
+        phases = comma_list(a.phases, PHASES, "--phases")
+        bodies = comma_list(a.drain_bodies, tuple(BODIES), "--drain-bodies")
+        peers = comma_list(a.peers, PEER_LIBS_ALL, "--peers")
+        drain_workers = tuple(int(x) for x in a.drain_workers.split(",") if x.strip())
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        p.error(str(exc))
+    # Sizes not given: the full run's, or --quick's.
+    size = {k: getattr(a, k) if getattr(a, k) is not None else v[a.quick] for k, v in SIZES.items()}
+    counts = [a.workers, a.concurrency, a.batch_size, a.submitters, a.sustained_batch,
+              a.sustained_clients, size["drain_n"], *drain_workers]  # fmt: skip
+    if not drain_workers or min(counts) < 1 or min(a.rate, a.sustained_rate, a.http_rate) <= 0:
+        p.error("counts and rates must be positive")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    json_out = a.json_out or HERE / "results" / f"e2e-{stamp}.json"
     return Config(
-        a.n, a.rate, a.duration, a.workers, a.concurrency, a.batch_size, a.submitters,
-        a.timeout, a.http_client, json_out,
+        phases=tuple(x for x in PHASES if x in phases), quick=a.quick, use_running=a.use_running,
+        workers=a.workers, concurrency=a.concurrency, timeout=a.timeout,
+        json_out=a.json_out or HERE / "results" / f"e2e-{stamp}.json",
+        drain_n=size["drain_n"], drain_workers=drain_workers, drain_bodies=bodies,
+        batch_size=a.batch_size, submitters=a.submitters,
+        sustained_rate=a.sustained_rate, sustained_batch=a.sustained_batch,
+        sustained_clients=a.sustained_clients, sustained_single_rate=a.sustained_single_rate,
+        sustained_duration=size["sustained_duration"],
+        rate=a.rate, duration=size["duration"], http_client=a.http_client,
+        http_rate=a.http_rate, http_duration=size["http_duration"],
+        memory_n=size["memory_n"], large_rows=size["large_rows"], peers=peers,
+        peers_n=a.peers_n or size["drain_n"], peers_rate=a.peers_rate or a.rate,
+        peers_duration=size["peers_duration"],
     )  # fmt: skip
 
 
@@ -73,9 +154,12 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
         "hardware": hardware(),
         "versions": package_versions(),
         "logs": str(log_dir),
+        "phase_errors": {},
+        "skipped": {},
     }
     report["config"]["inherited_env"] = inherited_settings()
-    async with servers() as srv:
+    say(f"phases: {', '.join(cfg.phases)}" + (" (--quick)" if cfg.quick else ""))
+    async with servers(cfg.use_running) as srv:
         stores = Stores(srv)
         report["servers"] = {
             "redis": redact(srv.redis_url),
@@ -83,20 +167,55 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
             "private": srv.private,
             "database": stores.database,
             "redis_prefix": stores.prefix,
+            "settings": await server_settings(srv.redis_url, srv.admin_pg_url),
         }
-        cluster = Cluster(process_env(stores), log_dir)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                # LIFO: processes stop before the database goes; clients close before both.
-                stack.push_async_callback(stores.clean)
-                stack.push_async_callback(cluster.stop_all)
-                report.update(await run_cluster(cfg, stores, cluster, stack))
-        finally:
-            report["processes"] = cluster.stopped
-            report["cleanup"] = stores.result
-            report["log_summary"] = log_summary(log_dir)
-    report["versions"].update(report.pop("server_versions", {}))
+        if any(p in RUNNERS for p in cfg.phases):
+            await run_taskstream(cfg, stores, log_dir, report)
+        if cfg.wants("peers"):  # after taskstream's processes and data are gone
+            await run_peers(cfg, srv, log_dir, report)
+    report["summary"] = figures(report)
     return report
+
+
+async def run_taskstream(
+    cfg: Config, stores: Stores, log_dir: Path, report: dict[str, Any]
+) -> None:
+    cluster = Cluster(process_env(stores), log_dir)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # LIFO: processes stop before the database goes; clients close before both.
+            stack.push_async_callback(stores.clean)
+            stack.push_async_callback(cluster.stop_all)
+            out = await run_cluster(cfg, stores, cluster, stack)
+            report["phase_errors"].update(out.pop("phase_errors"))
+            report["skipped"].update(out.pop("skipped"))
+            report.update(out)
+    finally:
+        report["processes"] = cluster.stopped
+        report["cleanup"] = stores.result
+        report["log_summary"] = log_summary(log_dir)
+
+
+async def run_peers(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
+    say(f"=== phase peers ({', '.join(cfg.peers)}) ===")
+    started = time.perf_counter()
+    try:
+        phase = helper("peers", "phase_peers")
+        result: dict[str, Any] = await phase(
+            srv.peers_redis_url, srv.peers_pg_dsn, log_dir,  # it keeps to log_dir/peers/
+            libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
+            duration=cfg.peers_duration, quick=cfg.quick,
+        )  # fmt: skip
+    except PhaseMissing as exc:
+        say(f"skipping phase peers: {exc}")
+        report["skipped"]["peers"] = str(exc)
+        return
+    except Exception as exc:
+        say(f"phase peers failed: {type(exc).__name__}: {exc}")
+        report["phase_errors"]["peers"] = f"{type(exc).__name__}: {exc}"
+        return
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    report["peers"] = result
 
 
 def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
@@ -134,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(report), flush=True)
     cfg.json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     say(f"wrote {cfg.json_out}")
+    if report["phase_errors"]:
+        say(f"failed phases: {', '.join(report['phase_errors'])}")
+        return 1
     return 0
 
 

@@ -313,10 +313,16 @@ def _init_cluster(bin_dir: Path, pg_dir: Path, log: Path, runner: _Runner) -> No
 
 
 def start_postgres(
-    data_dir: Path, *, progress: Callable[[str], None] = _to_stderr, port: int | None = None
+    data_dir: Path,
+    *,
+    progress: Callable[[str], None] = _to_stderr,
+    port: int | None = None,
+    durable: bool = False,
 ) -> RunningServer:
-    """Start a private PostgreSQL (trust auth, no fsync) with its cluster in `data_dir`/pg.
-    `port` restarts a server where it was."""
+    """Start a private PostgreSQL (trust auth, no fsync unless `durable`) with its cluster in
+    `data_dir`/pg. `port` restarts a server where it was. `durable` keeps the stock crash-safe
+    settings (fsync, synchronous_commit, full_page_writes on), for benchmarks that must pay for
+    durability as a deployment does."""
     bin_dir, user, env = _pg_bin_dir(), _pg_user(), _env(LC_ALL="C")
     postgres = str(bin_dir / "postgres")
     out = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=True)  # noqa: S603
@@ -336,10 +342,13 @@ def start_postgres(
                 os.chown(p, user.pw_uid, user.pw_gid, follow_symlinks=False)
         if not _pg_running(pg_dir):  # left by a killed run (a live one keeps its lock)
             (pg_dir / "postmaster.pid").unlink(missing_ok=True)
-    # fsync and friends off: a throwaway dev/test server, where speed beats crash safety.
+    # fsync and friends off (unless durable): a throwaway dev/test server, where speed beats
+    # crash safety.
     # No Unix socket (-k ""): we use TCP only, and pytest's long tmp paths overflow sun_path.
-    argv = [postgres, "-D", str(pg_dir), "-k", "", f"--listen_addresses={HOST}", "--fsync=off"]
-    argv += ["--synchronous_commit=off", "--full_page_writes=off", "-p"]
+    argv = [postgres, "-D", str(pg_dir), "-k", "", f"--listen_addresses={HOST}"]
+    if not durable:
+        argv += ["--fsync=off", "--synchronous_commit=off", "--full_page_writes=off"]
+    argv += ["-p"]
     server, port, took = _launch(
         "postgresql", f"postgresql://{PG_USER}@{HOST}:{{port}}/{PG_DATABASE}",
         data_dir / "postgresql.log",

@@ -1,24 +1,87 @@
-"""The options of one run, and what it runs."""
+"""The options of one run, their full and `--quick` defaults, and the tasks it submits.
+
+Kept free of third-party imports: `benchapp` (imported by the worker processes) reads the peer
+body's key names from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-APP = "taskstream.examples.tasks"
-TASK_TYPE = "examples.noop"
+# Every worker loads both: the example no-op and the peers' task body.
+APPS = ("taskstream.examples.tasks", "e2e_parts.benchapp")
+NOOP_TYPE = "examples.noop"
+PEER_TYPE = "bench.peer_body"
+BODIES = {"noop": NOOP_TYPE, "peer": PEER_TYPE}  # --drain-bodies name -> task type
+PEER_EMAIL = "user@example.com"  # the peers' payload: {"n": i, "to": PEER_EMAIL}
+
+# The peer body's Redis round trip goes to this server, under this run's key prefix, so the
+# run's cleanup (DEL <prefix>:*) removes its counters too.
+BODY_REDIS_URL_ENV = "BENCH_BODY_REDIS_URL"
+BODY_PREFIX_ENV = "BENCH_BODY_PREFIX"
+
+
+def body_keys(prefix: str) -> tuple[str, str]:
+    """(executions counter, bitmap of distinct jobs): the peers' `bench:done` / `bench:bits`."""
+    return f"{prefix}:bench:done", f"{prefix}:bench:bits"
+
+
+PHASES = ("drain", "sustained", "pickup", "http", "memory", "large", "peers")
+PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
+PEER_LIBS_ALL = (
+    "arq", "saq", "taskiq_stream", "taskiq_list", "dramatiq", "celery", "rq", "procrastinate",
+    "pgqueuer",
+)  # fmt: skip
+
+# Sizes that `--quick` shrinks: (full run, quick smoke run). An option given explicitly wins.
+SIZES: dict[str, tuple[Any, Any]] = {
+    "drain_n": (50_000, 5_000),
+    "sustained_duration": (20.0, 3.0),
+    "duration": (15.0, 3.0),
+    "http_duration": (15.0, 3.0),
+    "memory_n": (1_000_000, 20_000),
+    "large_rows": (1_000_000, 20_000),
+    "peers_n": (50_000, 5_000),
+    "peers_duration": (15.0, 3.0),
+}
 
 
 @dataclass(frozen=True)
 class Config:
     # The field order is the order of "config" in the JSON report.
-    n: int
+    phases: tuple[str, ...]
+    quick: bool
+    use_running: bool  # BENCH_REDIS_URL / BENCH_PG_URL instead of private servers
+    workers: int  # worker processes for sustained, pickup, memory, large
+    concurrency: int
+    timeout: float
+    json_out: Path
+    # drain
+    drain_n: int
+    drain_workers: tuple[int, ...]
+    drain_bodies: tuple[str, ...]  # keys of BODIES
+    batch_size: int  # pre-fill: tasks per POST /v1/tasks/batch
+    submitters: int  # pre-fill: concurrent HTTP clients
+    # sustained
+    sustained_rate: float  # tasks/s offered in batches
+    sustained_batch: int
+    sustained_clients: int
+    sustained_single_rate: float  # tasks/s offered as single POST /v1/tasks (0: skip)
+    sustained_duration: float
+    # pickup
     rate: float
     duration: float
-    workers: int
-    concurrency: int
-    batch_size: int
-    submitters: int
-    timeout: float
-    http_client: str  # phase 2 load generator: "raw" or "httpx"
-    json_out: Path
+    http_client: str  # pickup load generator: "raw" or "httpx"
+    # http, memory, large, peers (run by their own modules)
+    http_rate: float
+    http_duration: float
+    memory_n: int
+    large_rows: int
+    peers: tuple[str, ...]
+    peers_n: int
+    peers_rate: float
+    peers_duration: float
+
+    def wants(self, phase: str) -> bool:
+        return phase in self.phases

@@ -79,12 +79,50 @@ def _git_revision() -> str | None:
     return f"{rev}+dirty" if dirty else rev
 
 
-async def server_versions(redis: aioredis.Redis, pool: asyncpg.Pool) -> dict[str, str | None]:
-    info = await redis.info("server")
+# PostgreSQL settings that change what a durable task costs: flushes, WAL, cache, checkpoints.
+PG_SETTINGS = (
+    "fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers",
+    "max_wal_size", "checkpoint_timeout", "max_connections",
+)  # fmt: skip
+REDIS_SETTINGS = ("appendonly", "appendfsync", "save", "maxmemory")
+
+
+async def server_settings(redis_url: str, pg_url: str) -> dict[str, Any]:
+    """Versions of both servers and the settings that change the figures."""
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        info = await redis.info("server")
+        config: dict[str, str] = {}
+        for name in REDIS_SETTINGS:
+            with contextlib.suppress(aioredis.ResponseError):  # CONFIG may be renamed away
+                config.update(await redis.config_get(name))
+    finally:
+        await redis.aclose()
+    conn = await asyncpg.connect(pg_url, timeout=10)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        rows = await conn.fetch(
+            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1::text[])",
+            list(PG_SETTINGS),
+        )
+    finally:
+        await conn.close()
+    settings = {r["name"]: _with_unit(r["setting"], r["unit"]) for r in rows}
     return {
         "redis_server": str(info.get("redis_version")),
-        "postgresql": await pool.fetchval("SHOW server_version"),
+        "redis_settings": {k: config.get(k) for k in REDIS_SETTINGS},
+        "postgresql": version,
+        "postgresql_settings": {k: settings.get(k) for k in PG_SETTINGS},
     }
+
+
+def _with_unit(setting: str, unit: str | None) -> str:
+    """shared_buffers is 16384 of unit 8kB: say 128MB, as SHOW would."""
+    if unit == "8kB" and setting.isdigit():
+        return f"{int(setting) * 8 // 1024}MB"
+    if unit and setting.isdigit():
+        return f"{setting}{unit}"
+    return setting
 
 
 def inherited_settings() -> dict[str, str]:

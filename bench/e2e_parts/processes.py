@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import BODY_PREFIX_ENV, BODY_REDIS_URL_ENV
 from .console import BenchError
 from .servers import Stores
 
 STOP_GRACE_S = 15.0
+BENCH_DIR = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -26,6 +28,10 @@ class Proc:
     role: str
     popen: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
 
 
 class Cluster:
@@ -53,13 +59,20 @@ class Cluster:
         return out.stdout.decode()
 
     def start(self, role: str, *args: str) -> Proc:
-        log = self.log_dir / f"{role}.log"
+        """Start a verb; `role` names it in the report and its log, made unique if needed
+        (a worker restarted between phases gets `worker.2`)."""
+        taken = {p.role for p in self.procs}
+        name, n = role, 1
+        while name in taken:
+            n += 1
+            name = f"{role}.{n}"
+        log = self.log_dir / f"{name}.log"
         with log.open("wb") as sink:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "taskstream", *args],
                 env=self.env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        proc = Proc(role, popen, log)
+        proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
 
@@ -67,14 +80,24 @@ class Cluster:
         return next(p.popen.pid for p in self.procs if p.role == role)
 
     def check_alive(self) -> None:
+        """Raise if a process the run did not stop itself has exited."""
         for proc in self.procs:
             code = proc.popen.poll()
-            if code is not None:
+            if code is not None and proc.role not in self.stopped:
                 raise BenchError(f"{proc.role} exited with {code}:\n{tail(proc.log)}")
+
+    async def stop(self, proc: Proc) -> dict[str, Any]:
+        """Stop one process (a worker between phases), as `stop_all` does."""
+        await self._stop([proc])
+        return self.stopped[proc.role]
 
     async def stop_all(self) -> dict[str, dict[str, Any]]:
         """SIGTERM every group, SIGKILL what is left after STOP_GRACE_S. Idempotent."""
-        running = [p for p in self.procs if p.popen.poll() is None and p.role not in self.stopped]
+        await self._stop(self.procs)
+        return self.stopped
+
+    async def _stop(self, procs: list[Proc]) -> None:
+        running = [p for p in procs if p.role not in self.stopped]
         started = time.monotonic()
         for proc in running:
             _signal_group(proc.popen.pid, signal.SIGTERM)
@@ -95,7 +118,6 @@ class Cluster:
                 "sigkilled": killed,
                 "orphans_killed": orphans,
             }
-        return self.stopped
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -134,12 +156,16 @@ def free_port() -> int:
 
 def process_env(stores: Stores) -> dict[str, str]:
     env = dict(os.environ)
+    # bench/ on the path: workers load the peer body as `--app e2e_parts.benchapp`.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
     env.update(
         TASKSTREAM_DATABASE_URL=stores.database_url,
         TASKSTREAM_REDIS_URL=stores.servers.redis_url,
         TASKSTREAM_REDIS_PREFIX=stores.prefix,
         TASKSTREAM_LOG_LEVEL="warning",
     )
+    env[BODY_REDIS_URL_ENV] = stores.servers.redis_url
+    env[BODY_PREFIX_ENV] = stores.prefix
     return env
 
 

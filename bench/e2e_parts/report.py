@@ -1,4 +1,5 @@
-"""The printed report: one section per part of the run, a CPU table after each phase."""
+"""The printed report: what the numbers belong to (machine, versions, servers, options), one
+section per phase, then the summary against issue 5's targets and the peers, then shutdown."""
 
 from __future__ import annotations
 
@@ -8,16 +9,49 @@ from typing import Any
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, dict) and value:
+        return ", ".join(f"{k} {fmt(v)}" for k, v in value.items())
     return str(value)
 
 
 def section(title: str, rows: list[tuple[str, Any]]) -> list[str]:
+    if not rows:
+        return []
     width = max(len(k) for k, _ in rows)
     return [title, *(f"  {k:<{width}}  {fmt(v)}" for k, v in rows), ""]
+
+
+def grid(title: str, columns: list[str], rows: list[tuple[str, list[Any]]]) -> list[str]:
+    """A table with one column per run (drain cases, sustained modes)."""
+    width = max(len(k) for k, _ in rows)
+    cells = [[fmt(v) for v in values] for _, values in rows]
+    cols = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    head = "  " + " " * width + "".join(f"  {c:>{w}}" for c, w in zip(columns, cols, strict=True))
+    lines = [title, head]
+    for (name, _), row in zip(rows, cells, strict=True):
+        lines.append(
+            f"  {name:<{width}}" + "".join(f"  {v:>{w}}" for v, w in zip(row, cols, strict=True))
+        )
+    return [*lines, ""]
+
+
+def cpu_rows(cpus: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """µs of CPU per task for every role any run measured; then the machine's busy cores."""
+    roles: list[str] = []
+    for cpu in cpus:
+        roles += [r for r in cpu["roles"] if r not in roles]
+    rows = [
+        (f"CPU µs/task: {role}", [c["roles"].get(role, {}).get("us_per_task") for c in cpus])
+        for role in roles
+    ]
+    rows.append(("cores busy (machine)", [c["roles"]["machine"]["cores"] for c in cpus]))
+    return rows
 
 
 def cpu_table(cpu: dict[str, Any]) -> list[str]:
@@ -30,54 +64,121 @@ def cpu_table(cpu: dict[str, Any]) -> list[str]:
 
 def render(r: dict[str, Any]) -> str:
     out = render_setup(r)
-    out += render_throughput(r["throughput"])
-    out += render_latency(r["latency"])
+    out += render_drain(r.get("drain"))
+    out += render_sustained(r.get("sustained"))
+    out += render_pickup(r.get("pickup"))
+    out += render_http(r.get("http"))
+    out += render_memory(r.get("memory"))
+    out += render_large(r.get("large"))
+    out += render_peers(r.get("peers"))
+    out += render_summary(r)
     out += render_shutdown(r)
     return "\n".join(out)
 
 
 def render_setup(r: dict[str, Any]) -> list[str]:
-    hw, ver, cfg = r["hardware"], r["versions"], r["config"]
+    hw, ver, cfg, srv = r["hardware"], r["versions"], r["config"], r["servers"]
     out = section("Machine", [
         ("cores (nproc)", hw["nproc"]), ("CPU", hw["cpu_model"]), ("RAM GiB", hw["ram_gib"]),
         ("OS", hw["os"]), ("load average at start", hw["loadavg_at_start"]),
     ])  # fmt: skip
     out += section("Versions", [(k, v) for k, v in ver.items()])
+    settings = srv.get("settings", {})
+    out += section("Servers", [
+        ("Redis", f"{srv['redis']}" + (" (private)" if srv["private"] else "")),
+        ("  version", settings.get("redis_server")),
+        *((f"  {k}", '""' if v == "" else v)
+          for k, v in (settings.get("redis_settings") or {}).items()),
+        ("PostgreSQL", f"{srv['postgresql']}" + (" (private)" if srv["private"] else "")),
+        ("  version", settings.get("postgresql")),
+        *((f"  {k}", v) for k, v in (settings.get("postgresql_settings") or {}).items()),
+        ("database / Redis prefix", f"{srv.get('database')} / {srv.get('redis_prefix')}"),
+    ])  # fmt: skip
+    env = ", ".join(f"{k}={v}" for k, v in cfg["inherited_env"].items())
+    warm = r.get("warmup_task_s")
     out += section("Configuration", [
-        ("servers", f"{r['servers']['redis']}, {r['servers']['postgresql']}"
-                    + (" (private)" if r["servers"]["private"] else "")),
-        ("worker", f"{cfg['workers']} process(es) x concurrency {cfg['concurrency']}"),
-        ("phase 1", f"{cfg['n']:,} tasks, batches of {cfg['batch_size']}, "
-                    f"{cfg['submitters']} clients"),
-        ("phase 2", f"{cfg['rate']:g}/s for {cfg['duration']:g} s, one {cfg['http_client']} "
-                    "client"),
-        ("TASKSTREAM_* from env", ", ".join(f"{k}={v}" for k, v in cfg["inherited_env"].items())),
-        ("API ready / warm-up task", f"{r['api_ready_s']} s / {r['warmup_task_s'] * 1000:.0f} ms"),
+        ("phases", ", ".join(cfg["phases"]) + (" (--quick)" if cfg["quick"] else "")),
+        ("worker", f"{cfg['workers']} process(es) x concurrency {cfg['concurrency']} "
+                   f"(drain: {', '.join(map(str, cfg['drain_workers']))} process(es))"),
+        ("TASKSTREAM_* from env", env or "none"),
+        ("API ready / warm-up tasks", f"{fmt(r.get('api_ready_s'))} s / "
+                                      f"{'-' if warm is None else f'{warm * 1000:.0f}'} ms"),
     ])  # fmt: skip
     return out
 
 
-def render_throughput(t: dict[str, Any]) -> list[str]:
-    # [:-1]: the CPU table follows the phase's rows without a blank line between them.
-    out = section("Phase 1: throughput (submit -> completed)", [
-        ("submit rate (tasks/s)", t["submit_rate"]),
-        ("submit time s", t["submit_s"]),
-        ("batch request p50 / max ms", f"{fmt(t['batch_request_p50_ms'])} / "
-                                       f"{fmt(t['batch_request_max_ms'])}"),
-        ("completed when submit ended", t["completed_when_submit_ended"]),
-        ("END-TO-END THROUGHPUT (tasks/s)", t["e2e_throughput"]),
-        ("first submit -> all completed s", t["total_s"]),
-        ("steady completion rate (tasks/s)", t["steady_rate"]),
-        ("submit -> start p50/p95/p99 ms", _trio(t)),
-        ("submit -> start max ms", t["start_max_ms"]),
-        ("submit -> finish p50/p99 ms", f"{fmt(t['finish_p50_ms'])} / {fmt(t['finish_p99_ms'])}"),
-        ("completed / failed / retried", f"{t['completed']:,} / {t['failed']} / {t['retried']}"),
-    ])[:-1]  # fmt: skip
-    return out + cpu_table(t["cpu"])
+def render_drain(d: dict[str, Any] | None) -> list[str]:
+    if not d or not d.get("runs"):
+        return []
+    runs = d["runs"]
+
+    def row(name: str, key: str) -> tuple[str, list[Any]]:
+        return name, [x.get(key) for x in runs]
+
+    rows = [
+        row("pre-fill, batch HTTP (tasks/s)", "prefill_rate"),
+        row("all published after pre-fill s", "published_after_prefill_s"),
+        row("spawn -> first completion s", "startup_s"),
+        row("spawn -> all completed s", "wall_s"),
+        row("STEADY RATE (tasks/s)", "rate"),
+        row("rate incl. start-up (tasks/s)", "rate_incl_startup"),
+        row("completed", "completed"),
+        ("failed / retried", [f"{x['failed']} / {x['retried']}" for x in runs]),
+        # The peer body counts its runs in Redis: more than N is a duplicate, fewer distinct
+        # than N a loss.
+        ("body executions / distinct", [
+            f"{x['executions']:,} / {x['unique']:,}" if "executions" in x else "-" for x in runs
+        ]),
+        row("submit -> start p50 ms (queueing)", "start_p50_ms"),
+    ]  # fmt: skip
+    rows += cpu_rows([x["cpu"] for x in runs])
+    title = (
+        f"Drain: {d['n']:,} tasks pre-filled, then the worker started "
+        f"(concurrency {d['concurrency']} per process)"
+    )
+    return grid(title, [x["case"] for x in runs], rows)
 
 
-def render_latency(lat: dict[str, Any]) -> list[str]:
-    out = section("Phase 2: pickup latency at a steady rate", [
+def render_sustained(s: dict[str, Any] | None) -> list[str]:
+    if not s:
+        return []
+    modes = [m for m in ("batch", "single") if m in s]
+    if not modes:
+        return []
+    runs = [s[m] for m in modes]
+
+    def row(name: str, key: str) -> tuple[str, list[Any]]:
+        return name, [x.get(key) for x in runs]
+
+    rows = [
+        row("tasks per request", "tasks_per_request"),
+        row("offered (tasks/s)", "offered_rate"),
+        row("accepted (tasks/s)", "accepted_rate"),
+        row("COMPLETED (tasks/s)", "completed_rate"),
+        row("completed within the window /s", "completed_in_window_rate"),
+        row("kept up", "kept_up"),
+        row("last done after last submit s", "last_done_after_last_submit_s"),
+        ("submit -> start p50/p95/p99 ms", [_trio(x) for x in runs]),
+        row("submit -> start max ms", "start_max_ms"),
+        ("HTTP request p50/p99 ms", [f"{fmt(x['http_p50_ms'])} / {fmt(x['http_p99_ms'])}"
+                                     for x in runs]),
+        row("send lateness p99 ms", "send_late_p99_ms"),
+        ("HTTP errors", [x["http_errors"] or "none" for x in runs]),
+        ("completed / failed / retried", [f"{x['completed']:,} / {x['failed']} / {x['retried']}"
+                                          for x in runs]),
+    ]  # fmt: skip
+    rows += cpu_rows([x["cpu"] for x in runs])
+    title = (
+        f"Sustained: open-loop submits for {s['duration_s']:g} s over "
+        f"{s['clients']} clients while the worker runs"
+    )
+    return grid(title, modes, rows)
+
+
+def render_pickup(lat: dict[str, Any] | None) -> list[str]:
+    if not lat:
+        return []
+    out = section(f"Pickup latency: single submits at {lat['rate']:g}/s", [
         ("sent / accepted", f"{lat['sent']:,} / {lat['accepted']:,}"),
         ("connections opened", lat["connections_opened"]),
         ("HTTP errors", lat["http_errors"] or "none"),
@@ -96,17 +197,145 @@ def render_latency(lat: dict[str, Any]) -> list[str]:
     return out + cpu_table(lat["cpu"])
 
 
+def render_http(h: dict[str, Any] | None) -> list[str]:
+    if not h or "capacity" not in h:
+        return []
+    rows: list[tuple[str, Any]] = []
+    for name in ("capacity", "fixed_rate"):
+        x = h[name]
+        lat = x.get("latency_ms") or {}
+        rows += [
+            (f"{name}: mode / rate (req/s)", f"{x.get('mode')} / {fmt(x.get('ok_rate'))} ok"),
+            (f"{name}: latency p50/p95/p99/max ms",
+             " / ".join(fmt(lat.get(q)) for q in ("p50", "p95", "p99", "max"))),
+            (f"{name}: errors", x.get("errors") or "none"),
+            (f"{name}: load generator cores", x.get("cpu_cores")),
+        ]  # fmt: skip
+    rows.append(("backlog drained after s", h.get("drain_after_s")))
+    return section("HTTP single submit (load generator in its own process)", rows)
+
+
+def render_memory(m: dict[str, Any] | None) -> list[str]:
+    if not m or "rss" not in m:
+        return []
+    rows: list[tuple[str, Any]] = [
+        ("tasks (after a warm-up of)", f"{m['tasks']:,} ({m.get('warmup_tasks', 0):,})"),
+        ("rate (tasks/s), backlog bound", f"{fmt(m.get('rate'))}, {fmt(m.get('max_backlog'))}"),
+        ("completed / failed", f"{fmt(m.get('completed'))} / {fmt(m.get('failed'))}"),
+    ]
+    for role, x in m["rss"].items():
+        rows.append((
+            f"{role} RSS MB before -> after",
+            f"{fmt(x['before_mb'])} -> {fmt(x['after_mb'])} ({fmt(x['growth_pct'])} %), "
+            f"peak {fmt(x.get('peak_vmhwm_mb'))}, {x.get('processes')} process(es)",
+        ))  # fmt: skip
+    if redis := m.get("redis"):
+        mb = {k: redis[k]["used_memory"] / 2**20 for k in ("before", "after")}
+        rows.append(("Redis used_memory MB", f"{mb['before']:.1f} -> {mb['after']:.1f}"))
+        if after := redis.get("streams_after"):
+            rows.append(("streams after: entries / pending",
+                         f"{after['entries']:,} / {after['pending']:,}"))  # fmt: skip
+    return section("Memory: RSS from a warmed-up baseline to the end", rows)
+
+
+def render_large(g: dict[str, Any] | None) -> list[str]:
+    if not g or "http" not in g:
+        return []
+    t, fill = g["table"], g.get("fill") or {}
+    rows: list[tuple[str, Any]] = [
+        ("rows (this tenant's)", f"{t['rows']:,} ({t['tenant_rows']:,})"),
+        ("size MB: heap + indexes", f"{t['heap_mb']:,} + {t['indexes_mb']:,}"),
+        ("inserted to top up (rows/s)", f"{fill.get('inserted', 0):,} "
+                                        f"({fmt(fill.get('fill_rate'))})"),
+    ]  # fmt: skip
+    for kind, m in g["http"].items():
+        errors = f", errors {m['errors']}" if m.get("errors") else ""
+        rows.append((
+            f"{kind} p50/p95/p99/max ms",
+            " / ".join(fmt(m.get(q)) for q in ("p50", "p95", "p99", "max")) + errors,
+        ))  # fmt: skip
+    for name, plan in (g.get("plans") or {}).items():
+        auto = plan.get("auto") or {}
+        how = "generic" if auto.get("generic") else "custom"
+        rows.append((f"plan {name}", f"{auto.get('plan')} ({how}, {auto.get('execution_ms')} ms)"))
+    return section(f"Large tables: {g.get('requests_each', 0):,} requests of each kind", rows)
+
+
+def render_peers(p: dict[str, Any] | None) -> list[str]:
+    if not p:
+        return []
+    lines = ["Peers (same run, same servers; medians over repetitions)"]
+    summary = p.get("summary") or {}
+    if summary:
+        lines.append(
+            f"  {'library':<15} {'kind':<9} {'drain/s':>9} {'mode':<8} "
+            f"{'p50':>7} {'p95':>7} {'p99':>7}  exactly once  version"
+        )
+        for lib, s in summary.items():
+            lines.append(
+                f"  {lib:<15} {s.get('kind') or '-':<9} {fmt(_int(s.get('drain_rate'))):>9} "
+                f"{s.get('drain_mode') or '-':<8} {fmt(s.get('latency_p50')):>7} "
+                f"{fmt(s.get('latency_p95')):>7} {fmt(s.get('latency_p99')):>7}  "
+                f"{fmt(s.get('exactly_once')):<12}  {s.get('version') or '-'}"
+                + (f"  ({s['error']})" if s.get("error") else "")
+            )
+    for e in p.get("errors") or []:
+        lines.append(f"  error {e.get('lib')}: {str(e.get('error'))[:200]}")
+    if p.get("error"):
+        lines.append(f"  {str(p['error']).splitlines()[0][:200]}")
+    return [*lines, ""]
+
+
+def render_summary(r: dict[str, Any]) -> list[str]:
+    rows = r.get("summary") or []
+    lines = ["Summary against issue 5's targets (vs peer > 1: taskstream better)"]
+    if not rows:
+        return [*lines, "  no figures", ""]
+    values = [f"{_val(x['value'])} {x['unit']}".rstrip() for x in rows]
+    fig_w = max(len(x["figure"]) for x in rows)
+    val_w = max(10, *(len(v) for v in values))
+    tgt_w = max(6, *(len(x["target"] or "-") for x in rows))
+    peer_w = max(9, *(len(x["peer"] or "-") for x in rows))
+    lines.append(
+        f"  {'figure':<{fig_w}}  {'taskstream':>{val_w}}  {'target':<{tgt_w}}  "
+        f"{'best peer':<{peer_w}}  {'vs peer':>7}  result"
+    )
+    for x, value in zip(rows, values, strict=True):
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[x["passed"]]
+        ratio = "-" if x["ratio"] is None else f"{x['ratio']:.2f}x"
+        lines.append(
+            f"  {x['figure']:<{fig_w}}  {value:>{val_w}}  {x['target'] or '-':<{tgt_w}}  "
+            f"{x['peer'] or '-':<{peer_w}}  {ratio:>7}  {verdict}"
+        )
+    return [*lines, ""]
+
+
+def _int(v: Any) -> Any:
+    return round(v) if isinstance(v, float) else v
+
+
+def _val(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
+    return fmt(v)
+
+
 def _trio(x: dict[str, Any]) -> str:
     return " / ".join(fmt(x[f"start_{p}_ms"]) for p in ("p50", "p95", "p99"))
 
 
 def render_shutdown(r: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, Any]] = []
-    for role, s in r["processes"].items():
+    for name, why in (r.get("skipped") or {}).items():
+        rows.append((f"phase {name}", f"skipped: {why}"))
+    for name, why in (r.get("phase_errors") or {}).items():
+        rows.append((f"phase {name}", f"FAILED: {why[:300]}"))
+    for role, s in r.get("processes", {}).items():
         how = "SIGKILL" if s["sigkilled"] else "SIGTERM"
         rows.append((role, f"exit {s['exit_code']} after {s['stop_s']} s ({how})"))
-    rows.append(("cleanup", ", ".join(f"{k}={v}" for k, v in r["cleanup"].items())))
-    for name, s in r["log_summary"].items():
+    if r.get("cleanup"):
+        rows.append(("cleanup", ", ".join(f"{k}={v}" for k, v in r["cleanup"].items())))
+    for name, s in r.get("log_summary", {}).items():
         rows.append((f"log {name}", f"{s['lines']} line(s)"))
         rows += [("", f"  {line[:160]}") for line in s["sample"]]
-    return section(f"Shutdown and logs ({r['logs']})", rows)
+    return section(f"Phases, shutdown and logs ({r['logs']})", rows)

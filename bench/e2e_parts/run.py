@@ -1,127 +1,130 @@
-"""One run on a prepared database: start the stack, wait for it, warm up, then both phases, each
-under the CPU probe. Stopping and cleanup are the caller's exit stack."""
+"""One run on a prepared database: start the API and scheduler, then each chosen phase in the
+order of `config.PHASES` (the peers run later, once taskstream's processes are gone). Phases
+start and stop the worker themselves. Stopping and cleanup are the caller's exit stack.
+
+A phase that fails is recorded with its error and the run goes on, so one broken measurement
+does not cost the others; a taskstream process that died ends the run (its log says why)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import importlib
+import inspect
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
-import msgspec
-import redis.asyncio as aioredis
-
-from .clients import JSON_HEADERS, HttpxPoster, RawPoster, TaskRef, api_ready, http_client
-from .config import APP, TASK_TYPE, Config
+from .config import PHASES, Config
 from .console import BenchError, say
-from .cpu import BENCH_APP_NAME, CpuProbe, cpu_delta, postgres_visible
-from .environment import server_versions
-from .latency import phase_latency
-from .processes import Cluster, free_port, wait_for
+from .drain import phase_drain
+from .latency import phase_pickup
+from .processes import Cluster
 from .servers import Stores
-from .throughput import phase_throughput
+from .stack import Stack, start_stack
+from .sustained import phase_sustained
 
 
-async def start_cluster(cfg: Config, cluster: Cluster) -> tuple[str, str]:
-    """Schema, tenant, key, then api + scheduler + worker. Returns (API URL, API key)."""
-    say("migrating, creating tenant and key")
-    cluster.cli("migrate")
-    cluster.cli("tenant", "create", "bench")
-    out = cluster.cli("key", "create", "--tenant", "bench", "--role", "submitter")
-    key = next((ln.strip() for ln in reversed(out.splitlines()) if ln.strip()), "")
-    if not key:
-        raise BenchError("`key create` printed no key")
-    port = free_port()
-    cluster.start("api", "api", "--port", str(port))
-    cluster.start("scheduler", "scheduler")
-    worker = ["worker", "--app", APP, "--concurrency", str(cfg.concurrency)]
-    if cfg.workers > 1:
-        worker += ["--processes", str(cfg.workers)]
-    cluster.start("worker", *worker)
-    return f"http://127.0.0.1:{port}", key
+class PhaseMissing(Exception):
+    """A phase's module is not there (yet): the phase is skipped with a message."""
 
 
-async def warm_up(client: httpx.AsyncClient, pool: asyncpg.Pool, cluster: Cluster) -> float:
-    """One task through the whole path before measuring. The first submit to a queue creates its
-    row and streams and the worker has to discover it: one-off costs, reported separately."""
-    body = msgspec.json.encode({"type": TASK_TYPE, "payload": {}})
-    started = time.perf_counter()
-    task_id = ""
-
-    async def submitted() -> bool:
-        nonlocal task_id
-        resp = await client.post("/v1/tasks", content=body, headers=JSON_HEADERS)
-        if resp.status_code == 422 and b"unknown_task_type" in resp.content:
-            return False  # the API's catalog has not seen the worker's registration yet
-        if resp.status_code != 201:
-            raise BenchError(f"warm-up submit: HTTP {resp.status_code} {resp.text[:500]}")
-        task_id = msgspec.json.decode(resp.content, type=TaskRef).id
-        return True
-
-    async def completed() -> bool:
-        status = await pool.fetchval("SELECT status FROM tasks WHERE id = $1::uuid", task_id)
-        if status in ("failed", "cancelled"):
-            raise BenchError(f"warm-up task ended {status}")
-        return bool(status == "completed")
-
-    await wait_for(submitted, "the API to accept the task type", 30, cluster)
-    await wait_for(completed, "the warm-up task to complete", 30, cluster)
-    return time.perf_counter() - started
+def helper(module: str, name: str) -> Any:
+    """A phase function from a module written separately; PhaseMissing if it does not exist."""
+    try:
+        found = importlib.import_module(f"{__package__}.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.{module}":
+            raise  # the module exists but one of its imports does not: a real error
+        raise PhaseMissing(f"e2e_parts/{module}.py not found") from None
+    return getattr(found, name)
 
 
-async def measure(
-    phase: Callable[[], Coroutine[Any, Any, dict[str, Any]]], probe: CpuProbe, tasks: int
-) -> dict[str, Any]:
-    before = await probe.snapshot()
-    result = await phase()
-    result["cpu"] = cpu_delta(before, await probe.snapshot(), tasks)
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+async def run_http(stack: Stack) -> dict[str, Any]:
+    phase = helper("http_submit", "phase_http_submit")
+    cfg = stack.cfg
+    await stack.start_worker(cfg.workers)  # every accepted task is executed, as in production
+    await stack.wait_idle("http")
+    result: dict[str, Any] = await phase(
+        stack.api_url, stack.api_key, subdir(stack.cluster.log_dir, "http"),
+        duration_s=cfg.http_duration, fixed_rate=cfg.http_rate, quick=cfg.quick,
+    )  # fmt: skip
     return result
 
 
+async def run_memory(stack: Stack) -> dict[str, Any]:
+    phase = helper("memory", "phase_memory")
+    await stack.start_worker(stack.cfg.workers)
+    await stack.wait_idle("memory")
+    # The run's key prefix lets it count the streams' entries after the drain (if it can).
+    extra = {"redis_prefix": stack.stores.prefix} if accepts(phase, "redis_prefix") else {}
+    result: dict[str, Any] = await phase(
+        stack.api_url, stack.api_key, stack.pool, stack.redis, stack.pids(),
+        stack.cfg.memory_n, stack.cluster.check_alive, **extra,
+    )  # fmt: skip
+    return result
+
+
+async def run_large(stack: Stack) -> dict[str, Any]:
+    phase = helper("large_tables", "phase_large_tables")
+    await stack.start_worker(stack.cfg.workers)
+    await stack.wait_idle("large")
+    result: dict[str, Any] = await phase(
+        stack.api_url, stack.api_key, stack.pool, stack.tenant_id, stack.cfg.large_rows
+    )
+    return result
+
+
+RUNNERS: dict[str, Callable[[Stack], Awaitable[dict[str, Any]]]] = {
+    "drain": phase_drain,
+    "sustained": phase_sustained,
+    "pickup": phase_pickup,
+    "http": run_http,
+    "memory": run_memory,
+    "large": run_large,
+}
+
+
+def subdir(parent: Path, name: str) -> Path:
+    """A phase's own log folder: the run's summary quotes every *.log directly in `parent` as
+    something a service said, which a load generator's progress lines are not."""
+    path = parent / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 async def run_cluster(
-    cfg: Config, stores: Stores, cluster: Cluster, stack: contextlib.AsyncExitStack
+    cfg: Config, stores: Stores, cluster: Cluster, exits: contextlib.AsyncExitStack
 ) -> dict[str, Any]:
-    url, key = await start_cluster(cfg, cluster)
-    pool = await asyncpg.create_pool(
-        stores.database_url,
-        min_size=2,
-        max_size=2,
-        server_settings={"application_name": BENCH_APP_NAME},
-    )
-    stack.push_async_callback(pool.close)
-    redis = aioredis.Redis.from_url(stores.servers.redis_url)
-    stack.push_async_callback(redis.aclose)
-    clients = [http_client(url, key, 1) for _ in range(cfg.submitters)]
-    single = http_client(url, key, 4)  # readiness and warm-up
-    for c in [*clients, single]:
-        stack.push_async_callback(c.aclose)
-    poster = RawPoster(url, key) if cfg.http_client == "raw" else HttpxPoster(url, key)
-    stack.push_async_callback(poster.aclose)
-
-    ready_s = await wait_for(lambda: api_ready(single), "the API's /readyz", 60, cluster)
-
-    async def types_registered() -> bool:
-        return bool(await pool.fetchval("SELECT count(*) FROM task_types"))
-
-    await wait_for(types_registered, "the worker to register its task types", 60, cluster)
-    warm_s = await warm_up(single, pool, cluster)
-    say(f"API ready in {ready_s:.1f} s; warm-up task done in {warm_s * 1000:.0f} ms")
-    roles = {r: cluster.pid(r) for r in ("api", "scheduler", "worker")}
-    probe = CpuProbe(roles, redis, pool, await postgres_visible(pool, stores.database_url))
-
-    throughput = await measure(lambda: phase_throughput(cfg, clients, pool, cluster), probe, cfg.n)
-    await asyncio.sleep(1)  # let the last completions' side work settle before phase 2
-    latency = await measure(
-        lambda: phase_latency(cfg, poster, pool, cluster), probe, round(cfg.rate * cfg.duration)
-    )
-    versions = await server_versions(redis, pool)
-    return {
-        "api_ready_s": round(ready_s, 2),
-        "warmup_task_s": round(warm_s, 3),
-        "throughput": throughput,
-        "latency": latency,
-        "server_versions": versions,
-    }
+    stack = await start_stack(cfg, stores, cluster, exits)
+    out: dict[str, Any] = {"api_ready_s": stack.api_ready_s, "phase_errors": {}, "skipped": {}}
+    chosen = [p for p in PHASES if cfg.wants(p) and p in RUNNERS]
+    for i, name in enumerate(chosen, 1):
+        say(f"=== phase {name} ({i}/{len(chosen)}) ===")
+        started = time.perf_counter()
+        try:
+            result = await RUNNERS[name](stack)
+        except PhaseMissing as exc:
+            say(f"skipping phase {name}: {exc}")
+            out["skipped"][name] = str(exc)
+            continue
+        except Exception as exc:
+            say(f"phase {name} failed: {type(exc).__name__}: {exc}")
+            out["phase_errors"][name] = f"{type(exc).__name__}: {exc}"
+            try:
+                cluster.check_alive()
+            except BenchError as dead:  # nothing more to measure; the report shows the logs
+                out["phase_errors"][name] += f"\n{dead}"
+                say("a taskstream process died: no further phases")
+                break
+            await stack.stop_worker()  # the next phase starts from a known state
+            continue
+        result["elapsed_s"] = round(time.perf_counter() - started, 1)
+        out[name] = result
+        say(f"phase {name} done in {result['elapsed_s']:.0f} s")
+    out["warmup_task_s"] = stack.warmup_task_s
+    return out

@@ -1,5 +1,6 @@
-"""Redis and PostgreSQL: the ones named in the environment, or private ones; and this run's own
-database and key prefix on them, removed at the end."""
+"""Redis and PostgreSQL: private ones by default (PostgreSQL with its stock, durable settings),
+or the ones named in the environment with `--use-running`; and this run's own database and key
+prefix on them, removed at the end."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import redis.asyncio as aioredis
 
-from .console import say
+from .console import BenchError, say
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/postgres"
@@ -33,11 +34,25 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# The peer harness FLUSHes the Redis database it is given: never the one taskstream uses (0).
+PEERS_REDIS_DB = 5
+
+
 @dataclass(frozen=True)
 class Servers:
     redis_url: str
     admin_pg_url: str  # used for CREATE/DROP DATABASE only
     private: bool
+
+    @property
+    def peers_redis_url(self) -> str:
+        """The same Redis server, database PEERS_REDIS_DB (the peer harness flushes it)."""
+        return urlunsplit(urlsplit(self.redis_url)._replace(path=f"/{PEERS_REDIS_DB}"))
+
+    @property
+    def peers_pg_dsn(self) -> str:
+        """A role that can CREATE DATABASE and log in over 127.0.0.1: the admin URL."""
+        return self.admin_pg_url
 
 
 async def redis_reachable(url: str) -> bool:
@@ -60,27 +75,48 @@ async def pg_reachable(url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def servers() -> AsyncIterator[Servers]:
-    """The servers named by BENCH_REDIS_URL / BENCH_PG_URL, or private ones if either is down."""
-    redis_url = os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
-    pg_url = os.environ.get("BENCH_PG_URL") or DEFAULT_PG_URL
-    if await redis_reachable(redis_url) and await pg_reachable(pg_url):
-        yield Servers(redis_url, pg_url, private=False)
-        return
-    say(f"{redact(redis_url)} or {redact(pg_url)} unreachable: starting private servers")
+async def servers(use_running: bool) -> AsyncIterator[Servers]:
+    """Private servers, or with `use_running` the ones named by BENCH_REDIS_URL / BENCH_PG_URL
+    (private ones after all if either is down)."""
+    if use_running:
+        redis_url = os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
+        pg_url = os.environ.get("BENCH_PG_URL") or DEFAULT_PG_URL
+        if await redis_reachable(redis_url) and await pg_reachable(pg_url):
+            yield Servers(redis_url, pg_url, private=False)
+            return
+        say(f"{redact(redis_url)} or {redact(pg_url)} unreachable: starting private servers")
+    async with private_servers() as private:
+        yield private
+
+
+@contextlib.asynccontextmanager
+async def private_servers() -> AsyncIterator[Servers]:
+    """Redis without persistence and PostgreSQL with stock settings (fsync, synchronous_commit
+    on), as the peers' baseline was measured: every task the API accepted is durable. Started
+    from this (the main) thread, as their parent-death signal follows the starting thread."""
     # Imported only here: the module spawns servers and is not needed when they already run.
-    from taskstream.devservers import LocalServices
+    from taskstream.devservers import (
+        RunningServer,
+        ServiceNotFound,
+        start_postgres,
+        start_redis,
+    )
 
     data_dir = Path(tempfile.mkdtemp(prefix="taskstream-bench-"))
     # mkdtemp makes it private (0700). Run as root, PostgreSQL runs as another user and would
     # keep its cluster outside this folder, where our cleanup does not reach; let it in.
     data_dir.chmod(0o755)
-    local = LocalServices(data_dir, progress=say)
+    started: list[RunningServer] = []
     try:
-        local.start()
-        yield Servers(local.redis_url, local.database_url, private=True)
+        try:
+            started.append(start_redis(data_dir, progress=say))
+            started.append(start_postgres(data_dir, progress=say, durable=True))
+        except (ServiceNotFound, RuntimeError) as exc:
+            raise BenchError(f"cannot start private servers: {exc}") from exc
+        yield Servers(started[0].url, started[1].url, private=True)
     finally:
-        local.stop()
+        for server in reversed(started):  # PostgreSQL first, then Redis
+            server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

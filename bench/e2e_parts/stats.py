@@ -24,13 +24,10 @@ def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-COUNT_SQL = """
-SELECT count(*) FILTER (WHERE status = 'completed'),
-       count(*) FILTER (WHERE status IN ('failed', 'cancelled'))
-FROM tasks
-"""
-
-STATS_SQL = """
+# The same figures over a phase's tasks, chosen by id list (small phases) or by id range. Ids
+# are UUIDv7, ordered by creation time, and phases never overlap: a phase's tasks are exactly
+# the rows between its smallest and largest id, found through the primary key.
+STATS_SELECT = """
 SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status IN ('failed', 'cancelled')) AS failed,
        count(*) FILTER (WHERE attempts > 1) AS retried,
@@ -40,14 +37,24 @@ SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
        percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
            ORDER BY extract(epoch FROM finished_at - created_at)::float8) AS finish_q,
        extract(epoch FROM max(finished_at) - min(finished_at))::float8 AS finish_span
-FROM tasks WHERE id = ANY($1::uuid[])
+FROM tasks
 """
+STATS_BY_IDS_SQL = STATS_SELECT + "WHERE id = ANY($1::uuid[])"
+STATS_BY_RANGE_SQL = STATS_SELECT + "WHERE id BETWEEN $1::uuid AND $2::uuid"
 
 
 async def task_stats(pool: asyncpg.Pool, ids: list[str]) -> dict[str, Any]:
     """Latencies from PostgreSQL's own timestamps (``now()`` of the insert, claim and finish
     transactions): one clock, whatever the processes' clocks say."""
-    row = await pool.fetchrow(STATS_SQL, ids)
+    return _stats(await pool.fetchrow(STATS_BY_IDS_SQL, ids))
+
+
+async def range_stats(pool: asyncpg.Pool, first: str, last: str) -> dict[str, Any]:
+    """`task_stats` for the tasks with ids from `first` to `last`: cheaper than a list of 100k."""
+    return _stats(await pool.fetchrow(STATS_BY_RANGE_SQL, first, last))
+
+
+def _stats(row: asyncpg.Record) -> dict[str, Any]:
     start_q = row["start_q"] or [None, None, None]
     finish_q = row["finish_q"] or [None, None]
     span = row["finish_span"]
@@ -68,6 +75,25 @@ async def task_stats(pool: asyncpg.Pool, ids: list[str]) -> dict[str, Any]:
     }
 
 
-async def count_done(pool: asyncpg.Pool) -> tuple[int, int]:
-    row = await pool.fetchrow(COUNT_SQL)
-    return int(row[0]), int(row[1])
+# Through tasks_tenant_status_idx (tenant, status, id): the cost follows what is left, not the
+# size of the table, so polling it often stays cheap while a phase drains.
+UNFINISHED_SQL = """
+SELECT count(*) FROM tasks
+WHERE tenant_id = $1::uuid AND status IN ('pending', 'processing', 'scheduled') AND id >= $2::uuid
+"""
+# Through the partial index tasks_unpublished_idx.
+UNPUBLISHED_SQL = """
+SELECT count(*) FROM tasks
+WHERE status = 'pending' AND published_at IS NULL AND tenant_id = $1::uuid AND id >= $2::uuid
+"""
+NIL_ID = "00000000-0000-0000-0000-000000000000"
+
+
+async def unfinished(pool: asyncpg.Pool, tenant_id: str, first: str = NIL_ID) -> int:
+    """Tasks of the tenant from id `first` on that are not in an end state yet."""
+    return int(await pool.fetchval(UNFINISHED_SQL, tenant_id, first))
+
+
+async def unpublished(pool: asyncpg.Pool, tenant_id: str, first: str = NIL_ID) -> int:
+    """Pending tasks from id `first` on whose stream entry is not known to exist yet."""
+    return int(await pool.fetchval(UNPUBLISHED_SQL, tenant_id, first))
