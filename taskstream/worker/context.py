@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
@@ -41,10 +42,17 @@ class TaskContext:
         # Stable across attempts: the submitted key, else the task id.
         self.idempotency_key = idempotency_key or str(task_id)
         self.correlation_id = correlation_id
-        self.log = structlog.get_logger("taskstream.task").bind(
-            task_id=str(task_id), task_type=type, attempt=attempt, correlation_id=correlation_id
-        )
         self._tx = tx
+
+    @functools.cached_property
+    def log(self) -> Any:
+        """A logger bound to this attempt; made on first use (most handlers never log)."""
+        return structlog.get_logger("taskstream.task").bind(
+            task_id=str(self.task_id),
+            task_type=self.type,
+            attempt=self.attempt,
+            correlation_id=self.correlation_id,
+        )
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:

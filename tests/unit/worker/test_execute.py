@@ -136,6 +136,40 @@ async def test_async_handler_times_out() -> None:
     assert outcome.duration_s == pytest.approx(elapsed, abs=0.05)
 
 
+async def own_timeout(ctx: TaskContext, payload: Job) -> None:
+    raise TimeoutError("the handler's own deadline")
+
+
+async def test_handlers_own_timeout_error_is_an_ordinary_failure() -> None:
+    outcome = await _run(own_timeout)
+    assert outcome.kind is K.RETRY
+    assert outcome.error is not None and "the handler's own deadline" in outcome.error
+
+
+async def swallow_cancel(ctx: TaskContext, payload: Job) -> dict[str, int]:
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        pass  # a badly behaved handler: ignores its deadline and returns
+    return {"n": 1}
+
+
+async def test_swallowed_deadline_leaves_no_cancel_request_behind() -> None:
+    outcome = await _run(swallow_cancel, timeout_s=0.02)
+    assert outcome.kind is K.COMPLETED
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0)  # a later await of the attempt is not cancelled
+
+
+async def test_cancel_from_outside_is_not_reported_as_a_timeout() -> None:
+    attempt = asyncio.create_task(_run(hang, timeout_s=5.0))
+    await asyncio.sleep(0.01)
+    attempt.cancel()  # what the worker does when the lease is lost
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+
+
 def where(ctx: TaskContext, payload: Job) -> dict[str, Any]:
     return {"thread": threading.get_ident(), "n": payload.n}
 
