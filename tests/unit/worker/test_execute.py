@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -147,10 +148,8 @@ async def test_handlers_own_timeout_error_is_an_ordinary_failure() -> None:
 
 
 async def swallow_cancel(ctx: TaskContext, payload: Job) -> dict[str, int]:
-    try:
-        await asyncio.Event().wait()
-    except asyncio.CancelledError:
-        pass  # a badly behaved handler: ignores its deadline and returns
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()  # a badly behaved handler: ignores its deadline
     return {"n": 1}
 
 
