@@ -63,16 +63,23 @@ def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        from .supervisor import supervise
+
+        argv = [sys.executable, "-m", "taskstream", "api", "--host", args.host]
+        # Each process binds the port with SO_REUSEPORT; the kernel spreads connections.
+        return supervise(args.processes, [*argv, "--port", str(args.port), "--reuse-port"], "api")
     from .runtime import run_services
     from .services import api_service
 
-    run_async(run_services([api_service(settings, args.host, args.port)]))
+    service = api_service(settings, args.host, args.port, reuse_port=args.reuse_port)
+    run_async(run_services([service]))
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes > 1:
-        from .worker.supervisor import supervise
+        from .supervisor import supervise
 
         return supervise(args.processes, _child_argv(args))
     from .runtime import run_services
@@ -148,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     api = verb("api", cmd_api, "serve the REST API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--processes", type=int, default=1, help="API processes sharing the port (supervised)"
+    )
+    api.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT")
 
     worker = verb("worker", cmd_worker, "run tasks")
     worker.add_argument(

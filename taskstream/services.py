@@ -33,7 +33,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def api_service(settings: Settings, host: str, port: int) -> Service:
+def api_service(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> Service:
     from .api.app import create_app
 
     async def run(stop: asyncio.Event) -> None:
@@ -45,9 +45,15 @@ def api_service(settings: Settings, host: str, port: int) -> Service:
             access_log=False,
             lifespan="on",
             loop="none",
+            # No proxy header rewriting (nothing here reads the client address) and no Date or
+            # Server header: per-request work that buys nothing.
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
         )
         server = _Server(config)
-        serving = asyncio.create_task(server.serve())
+        sockets = [_reuse_port_socket(host, port)] if reuse_port else None
+        serving = asyncio.create_task(server.serve(sockets=sockets))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
@@ -86,3 +92,19 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
             await pool.close()
 
     return run
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other API processes can bind too (``api --processes N``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise SystemExit(f"API could not bind {host}:{port}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock

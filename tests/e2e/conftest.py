@@ -38,6 +38,7 @@ class Cluster:
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
         self.api_url = ""
+        self.api_proc: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str) -> str:
         """Run a short CLI verb; returns its stdout."""
@@ -64,11 +65,11 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_api(self) -> str:
+    def start_api(self, *extra: str) -> str:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.start("api", "--port", str(port))
+        self.api_proc = self.start("api", "--port", str(port), *extra)
         self.api_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

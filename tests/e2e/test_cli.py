@@ -181,6 +181,35 @@ def test_supervisor_restarts_a_dead_worker(cluster: Cluster, settings: Settings)
         assert not status.exists() or "zombie" in status.read_text()
 
 
+def test_api_processes_share_one_port(cluster: Cluster, settings: Settings) -> None:
+    """`api --processes 2`: two servers on one port (SO_REUSEPORT); SIGTERM stops both."""
+    cluster.cli("tenant", "create", "acme")
+    key = cluster.cli("key", "create", "--tenant", "acme", "--role", "submitter").strip()
+    url = cluster.start_api("--processes", "2")
+    supervisor = cluster.api_proc
+    assert supervisor is not None
+    wait_until(lambda: len(children(supervisor.pid)) == 2, 30, "two API processes")
+    kids = children(supervisor.pid)
+    cluster.start("worker", "--app", "taskstream.examples.tasks")
+    wait_until(
+        lambda: fetch(settings, "SELECT count(*) AS n FROM task_types")[0]["n"] > 0,
+        30,
+        "task types",
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"type": "examples.noop", "payload": {}}
+    statuses: Counter[int] = Counter()
+    for _ in range(40):  # a new connection each time, so the kernel spreads them
+        with httpx.Client(base_url=url, headers=headers) as client:
+            statuses[client.post("/v1/tasks", json=body).status_code] += 1
+    assert statuses == Counter({201: 40})
+    assert fetch(settings, "SELECT count(*) AS n FROM tasks")[0]["n"] == 40
+    assert cluster.stop(supervisor) == 0
+    for kid in kids:
+        status = Path(f"/proc/{kid}/status")
+        assert not status.exists() or "zombie" in status.read_text()
+
+
 def test_bench_verb_against_a_running_deployment(cluster: Cluster, settings: Settings) -> None:
     cluster.cli("tenant", "create", "acme")
     key = cluster.cli("key", "create", "--tenant", "acme", "--role", "submitter").strip()

@@ -1,4 +1,5 @@
-"""`--processes N`: run N worker processes, restart any that dies, forward SIGTERM/SIGINT."""
+"""`--processes N` (worker and api): run N processes of a verb, restart any that dies, forward
+SIGTERM/SIGINT, wait for all of them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from types import FrameType
 RESTART_BACKOFF_S = 1.0
 
 
-def supervise(count: int, argv: list[str]) -> int:
+def supervise(count: int, argv: list[str], what: str = "worker") -> int:
     stopping = False
     children: list[subprocess.Popen[bytes]] = []
 
@@ -25,13 +26,13 @@ def supervise(count: int, argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     children.extend(subprocess.Popen(argv) for _ in range(count))  # noqa: S603 - our own argv
-    print(f"supervising {count} worker processes", file=sys.stderr, flush=True)
+    print(f"supervising {count} {what} processes", file=sys.stderr, flush=True)
     while not stopping:
         time.sleep(0.2)
         for i, child in enumerate(children):
             if child.poll() is not None and not stopping:
                 print(
-                    f"worker {child.pid} exited ({child.returncode}); restarting",
+                    f"{what} {child.pid} exited ({child.returncode}); restarting",
                     file=sys.stderr,
                     flush=True,
                 )
