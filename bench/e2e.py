@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--use-running", action="store_true",
         help="BENCH_REDIS_URL / BENCH_PG_URL instead of private servers")  # fmt: skip
     add("--workers", type=int, default=1, help="worker processes outside the drain (1)")
+    add("--api-processes", type=int, default=2, help="`api --processes` (2: one per core)")
     add("--concurrency", type=int, default=200, help="tasks at once per worker process (200)")
     add("--timeout", type=float, default=300.0, help="bound on each wait, s (300)")
     add("--json-out", type=Path, help="default bench/results/e2e-<timestamp>.json")
@@ -124,14 +125,15 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         p.error(str(exc))
     # Sizes not given: the full run's, or --quick's.
     size = {k: getattr(a, k) if getattr(a, k) is not None else v[a.quick] for k, v in SIZES.items()}
-    counts = [a.workers, a.concurrency, a.batch_size, a.submitters, a.sustained_batch,
-              a.sustained_clients, size["drain_n"], *drain_workers]  # fmt: skip
+    counts = [a.workers, a.api_processes, a.concurrency, a.batch_size, a.submitters,
+              a.sustained_batch, a.sustained_clients, size["drain_n"], *drain_workers]  # fmt: skip
     if not drain_workers or min(counts) < 1 or min(a.rate, a.sustained_rate, a.http_rate) <= 0:
         p.error("counts and rates must be positive")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Config(
         phases=tuple(x for x in PHASES if x in phases), quick=a.quick, use_running=a.use_running,
-        workers=a.workers, concurrency=a.concurrency, timeout=a.timeout,
+        workers=a.workers, api_processes=a.api_processes, concurrency=a.concurrency,
+        timeout=a.timeout,
         json_out=a.json_out or HERE / "results" / f"e2e-{stamp}.json",
         drain_n=size["drain_n"], drain_workers=drain_workers, drain_bodies=bodies,
         batch_size=a.batch_size, submitters=a.submitters,

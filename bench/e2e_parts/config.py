@@ -27,7 +27,7 @@ def body_keys(prefix: str) -> tuple[str, str]:
     return f"{prefix}:bench:done", f"{prefix}:bench:bits"
 
 
-PHASES = ("drain", "sustained", "pickup", "http", "memory", "large", "peers")
+PHASES = ("drain", "sustained", "pickup", "http", "large", "memory", "peers")
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
 PEER_LIBS_ALL = (
     "arq", "saq", "taskiq_stream", "taskiq_list", "dramatiq", "celery", "rq", "procrastinate",
@@ -54,6 +54,7 @@ class Config:
     quick: bool
     use_running: bool  # BENCH_REDIS_URL / BENCH_PG_URL instead of private servers
     workers: int  # worker processes for sustained, pickup, memory, large
+    api_processes: int  # `api --processes`
     concurrency: int
     timeout: float
     json_out: Path

@@ -123,7 +123,7 @@ async def start_stack(
         cluster.cli("key", "create", "--tenant", "bench", "--role", "submitter"), "`key create`"
     )
     port = free_port()
-    cluster.start("api", "api", "--port", str(port))
+    cluster.start("api", "api", "--port", str(port), "--processes", str(cfg.api_processes))
     cluster.start("scheduler", "scheduler")
     url = f"http://127.0.0.1:{port}"
     pool = await asyncpg.create_pool(

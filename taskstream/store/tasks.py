@@ -109,6 +109,22 @@ def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(13)]
 
 
+# The only clauses a list may add; the parameter numbers follow $1 (tenant) and $2 (limit).
+_FILTERS = {"status": "status = ${}", "type": "type = ${}", "queue": "queue = ${}",
+            "before": "id < ${}"}  # fmt: skip
+
+
+def _filtered(template: str, **given: Any) -> tuple[str, list[Any]]:
+    """The list statement for the filters that are set, and their arguments in order."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for name, value in given.items():
+        if value is not None:
+            args.append(value)
+            clauses.append("AND " + _FILTERS[name].format(2 + len(args)))
+    return template.replace("{filters}", " ".join(clauses)), args
+
+
 def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:
     keys: dict[UUID, list[str | None]] = {}
     for t in tasks:
@@ -209,8 +225,12 @@ class TaskStore:
         before: UUID | None = None,
         limit: int = 50,
     ) -> list[TaskRecord]:
+        sql, args = _filtered(
+            Q["list_tasks"], status=None if status is None else str(status), type=type,
+            queue=queue, before=before,
+        )  # fmt: skip
         async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["list_tasks"], tenant_id, status, type, queue, before, limit)
+            rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
 
     async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
@@ -351,8 +371,9 @@ class TaskStore:
         before: UUID | None,
         limit: int,
     ) -> list[TaskRecord]:
+        sql, args = _filtered(Q["list_dead"], type=task_type, queue=queue, before=before)
         async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["list_dead"], tenant_id, task_type, queue, before, limit)
+            rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
 
     async def replay(

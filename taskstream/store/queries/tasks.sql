@@ -41,15 +41,14 @@ WHERE t.id = fresh.cid;
 SELECT {task_columns} FROM tasks WHERE tenant_id = $1 AND id = $2;
 
 -- name: list_tasks
--- Keyset pagination on the time-ordered id, newest first.
+-- Keyset pagination on the time-ordered id, newest first. {filters} is built from a fixed set of
+-- clauses by which filters a request gives (never from request text), so every combination is a
+-- statement of its own with a plan of its own: one "$n IS NULL OR col = $n" statement for all of
+-- them got, once generic, a plan that scanned the table for every combination.
 SELECT {task_columns} FROM tasks
-WHERE tenant_id = $1
-  AND ($2::text IS NULL OR status = $2)
-  AND ($3::text IS NULL OR type = $3)
-  AND ($4::text IS NULL OR queue = $4)
-  AND ($5::uuid IS NULL OR id < $5)
+WHERE tenant_id = $1 {filters}
 ORDER BY id DESC
-LIMIT $6;
+LIMIT $2;
 
 -- name: cancel_task
 UPDATE tasks SET status = 'cancelled', finished_at = now(), published_at = coalesce(published_at, now())
@@ -235,13 +234,11 @@ WHERE t.tenant_id = $1 AND a.task_id = $2
 ORDER BY a.finished_at, a.attempt;
 
 -- name: list_dead
+-- As list_tasks, within the failed tasks (tasks_failed_idx).
 SELECT {task_columns} FROM tasks
-WHERE tenant_id = $1 AND status = 'failed'
-  AND ($2::text IS NULL OR type = $2)
-  AND ($3::text IS NULL OR queue = $3)
-  AND ($4::uuid IS NULL OR id < $4)
+WHERE tenant_id = $1 AND status = 'failed' {filters}
 ORDER BY id DESC
-LIMIT $5;
+LIMIT $2;
 
 -- name: replay_dead
 -- Failed tasks back to pending with a fresh set of attempts; each replay is recorded.
