@@ -72,7 +72,8 @@ WITH prior AS (
     SELECT p.id AS pid, p.status AS prior_status
     FROM tasks p JOIN unnest($1::uuid[]) AS c(cid) ON p.id = c.cid
     WHERE p.attempts < p.max_attempts
-      AND (p.status = 'pending' OR (p.status = 'processing' AND p.lease_expires_at < now()))
+      AND (p.status = (SELECT 'pending')  -- [1]
+           OR (p.status = (SELECT 'processing') AND p.lease_expires_at < now()))
     FOR UPDATE OF p
 ), claimed AS (
     UPDATE tasks t
