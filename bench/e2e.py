@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="BENCH_REDIS_URL / BENCH_PG_URL instead of private servers")  # fmt: skip
     add("--workers", type=int, default=1, help="worker processes outside the drain (1)")
     add("--api-processes", type=int, default=2, help="`api --processes` (2: one per core)")
-    add("--concurrency", type=int, default=200, help="tasks at once per worker process (200)")
+    add("--concurrency", type=int, default=500, help="tasks at once per worker process (500)")
     add("--timeout", type=float, default=300.0, help="bound on each wait, s (300)")
     add("--json-out", type=Path, help="default bench/results/e2e-<timestamp>.json")
     g = p.add_argument_group("drain")
