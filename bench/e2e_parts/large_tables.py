@@ -55,6 +55,7 @@ import msgspec
 
 from taskstream.core.ids import uuid7
 from taskstream.store import queries
+from taskstream.store.tasks import with_filters
 
 from .console import BenchError, Progress, say
 
@@ -465,20 +466,24 @@ async def plans(pool: asyncpg.Pool, tenant_id: UUID, some_id: UUID) -> dict[str,
         PAGE - 1,
     )
     t = str(tenant_id)
+
+    def listing(**given: Any) -> tuple[str, list[Any]]:
+        # The statement the API runs for these filters (one per combination of filters).
+        sql, args = with_filters(q["list_tasks"], **given)
+        return sql, [t, PAGE, *args]
+
     shapes: dict[str, tuple[str, list[Any]]] = {
         "get": (q["get_task"], [t, str(some_id)]),
-        "list": (q["list_tasks"], [t, None, None, None, None, PAGE]),
-        "list_status_completed": (q["list_tasks"], [t, "completed", None, None, None, PAGE]),
-        "list_status_failed": (q["list_tasks"], [t, "failed", None, None, None, PAGE]),
-        "list_type_email.send": (q["list_tasks"], [t, None, "email.send", None, None, PAGE]),
-        "list_type_billing.invoice": (
-            q["list_tasks"], [t, None, "billing.invoice", None, None, PAGE],
+        "list": listing(),
+        "list_status_completed": listing(status="completed"),
+        "list_status_failed": listing(status="failed"),
+        "list_type_email.send": listing(type="email.send"),
+        "list_type_billing.invoice": listing(type="billing.invoice"),
+        "list_queue_reports": listing(queue="reports"),
+        "list_page2_status_completed": listing(
+            status="completed", before=str(cursor) if cursor else None
         ),
-        "list_queue_reports": (q["list_tasks"], [t, None, None, "reports", None, PAGE]),
-        "list_page2_status_completed": (
-            q["list_tasks"], [t, "completed", None, None, str(cursor) if cursor else None, PAGE],
-        ),
-    }  # fmt: skip
+    }
     out: dict[str, Any] = {}
     for name, (sql, params) in shapes.items():
         out[name] = await explain(pool, sql, params)

@@ -114,7 +114,7 @@ _FILTERS = {"status": "status = ${}", "type": "type = ${}", "queue": "queue = ${
             "before": "id < ${}"}  # fmt: skip
 
 
-def _filtered(template: str, **given: Any) -> tuple[str, list[Any]]:
+def with_filters(template: str, **given: Any) -> tuple[str, list[Any]]:
     """The list statement for the filters that are set, and their arguments in order."""
     clauses: list[str] = []
     args: list[Any] = []
@@ -225,7 +225,7 @@ class TaskStore:
         before: UUID | None = None,
         limit: int = 50,
     ) -> list[TaskRecord]:
-        sql, args = _filtered(
+        sql, args = with_filters(
             Q["list_tasks"], status=None if status is None else str(status), type=type,
             queue=queue, before=before,
         )  # fmt: skip
@@ -371,7 +371,7 @@ class TaskStore:
         before: UUID | None,
         limit: int,
     ) -> list[TaskRecord]:
-        sql, args = _filtered(Q["list_dead"], type=task_type, queue=queue, before=before)
+        sql, args = with_filters(Q["list_dead"], type=task_type, queue=queue, before=before)
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
