@@ -10,6 +10,8 @@ import asyncpg
 
 from ..core.errors import StoreUnavailable
 
+CUSTOM_PLANS = "force_custom_plan"
+
 # Errors that mean "PostgreSQL is not there right now" rather than "the query is wrong".
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -41,8 +43,16 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool[Any]:
-    """A pool whose connections exchange JSON as text."""
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, custom_plans: bool = True
+) -> asyncpg.Pool[Any]:
+    """A pool whose connections exchange JSON as text.
+
+    ``custom_plans``: plan every statement for its own arguments and the table as it is now. A
+    generic plan cached while the tasks table was small kept scanning it sequentially once it held
+    tens of thousands of rows (a claim of 100 tasks took 200-500 ms). Planning costs well under a
+    millisecond and the worker's statements carry batches; only the API's insert path, whose
+    statements cannot scan the table, keeps cached plans (``custom_plans=False``)."""
     with translate_errors():
         pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
             dsn,
@@ -51,11 +61,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
             init=_init_connection,
             command_timeout=30,
             timeout=10,
-            # Every statement is planned for its own arguments and the table as it is now. A
-            # generic plan cached while the table was small kept scanning it sequentially once it
-            # held tens of thousands of rows (a claim of 100 tasks took 200-500 ms); planning
-            # costs well under a millisecond per statement, and statements here carry batches.
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+            server_settings={"plan_cache_mode": CUSTOM_PLANS if custom_plans else "auto"},
         )
     return pool
 

@@ -22,7 +22,7 @@ from ..core.models import (
     TaskStatus,
 )
 from . import queries
-from .database import acquire, translate_errors
+from .database import CUSTOM_PLANS, acquire, translate_errors
 
 Q = queries.load("tasks")
 QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
@@ -190,9 +190,10 @@ class TaskStore:
 
     async def mark_published(self, ids: Sequence[UUID], at: datetime | None = None) -> None:
         """A lost mark costs one duplicate stream entry (the relay), never a task, so its commit
-        does not wait for the WAL flush."""
+        does not wait for the WAL flush. Planned for its arguments even on a pool that caches
+        plans: it names rows by id in a table that may have grown since."""
         async with acquire(self.pool) as conn, conn.transaction():
-            await conn.execute(ASYNC_COMMIT)
+            await conn.execute(f"{ASYNC_COMMIT}; SET LOCAL plan_cache_mode = {CUSTOM_PLANS}")
             await conn.execute(Q["mark_published"], list(ids), at)
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
