@@ -125,6 +125,32 @@ def with_filters(template: str, **given: Any) -> tuple[str, list[Any]]:
     return template.replace("{filters}", " ".join(clauses)), args
 
 
+FINISHED = "status IN ('completed', 'failed', 'cancelled')"  # the predicate of 0007's indexes
+UNFINISHED = "status IN ('pending', 'scheduled', 'processing')"
+
+
+def list_statement(
+    *,
+    status: str | None,
+    type: str | None,
+    queue: str | None,
+    before: UUID | None,  # noqa: A002
+) -> tuple[str, list[Any]]:
+    """The task list for these filters. A type or queue filter over finished tasks goes through
+    the partial indexes of migration 0007, whose predicate is written out so the planner can use
+    them; without a status filter, finished and unfinished tasks are read separately and
+    merged."""
+    sql, args = with_filters(Q["list_tasks"], status=status, type=type, queue=queue, before=before)
+    if type is None and queue is None:
+        return sql, args
+    if status is not None:
+        part = FINISHED if status in ("completed", "failed", "cancelled") else UNFINISHED
+        return sql.replace("ORDER BY id DESC", f"AND {part}\nORDER BY id DESC"), args
+    finished = sql.replace("ORDER BY id DESC", f"AND {FINISHED}\nORDER BY id DESC")
+    unfinished = sql.replace("ORDER BY id DESC", f"AND {UNFINISHED}\nORDER BY id DESC")
+    return f"({finished})\nUNION ALL\n({unfinished})\nORDER BY id DESC\nLIMIT $2", args
+
+
 def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:
     keys: dict[UUID, list[str | None]] = {}
     for t in tasks:
@@ -226,10 +252,9 @@ class TaskStore:
         before: UUID | None = None,
         limit: int = 50,
     ) -> list[TaskRecord]:
-        sql, args = with_filters(
-            Q["list_tasks"], status=None if status is None else str(status), type=type,
-            queue=queue, before=before,
-        )  # fmt: skip
+        sql, args = list_statement(
+            status=None if status is None else str(status), type=type, queue=queue, before=before
+        )
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
