@@ -1,6 +1,6 @@
 """The peers' task body as a taskstream task, so the drain can be compared like with like.
 
-Every library in the peer benchmark (`../shared/peers/peerlibs/common.py`) runs the same body:
+Every library in the peer benchmark (`bench/peers/peerlibs/common.py`) runs the same body:
 one Redis round trip at task start, a non-transactional pipeline `INCR bench:done` +
 `SETBIT bench:bits <n> 1`. `bench:done` counts executions (duplicates show as more than N), the
 bitmap's `BITCOUNT` counts distinct jobs (losses show as fewer than N). Here the keys carry the

@@ -1,7 +1,7 @@
 """Drain: N tasks pre-filled with no worker running, then a worker started and timed until
 PostgreSQL shows every one completed.
 
-This is the peers' "drain" measurement (`../shared/peers/README.md`) done the taskstream way: the
+This is the peers' "drain" measurement (`bench/peers/README.md`) done the taskstream way: the
 pre-fill goes through the production path (``POST /v1/tasks/batch``: rows in PostgreSQL, ids in
 Redis Streams), the worker starts only once every row is marked published, and a task counts as
 done when its completion is committed, not when its handler ran. Rates come from PostgreSQL's

@@ -97,4 +97,5 @@ async def test_type_filter_over_a_long_history_uses_the_finished_index(
             rows = await conn.fetch(sql, tenant.id, 50, *args)
         text = "\n".join(r[0] for r in plan_rows)
         assert "tasks_done_type_idx" in text, text
+        assert "tasks_tenant_id_idx" not in text, text  # no walk through the whole history
         assert len(rows) == 50 and {r["type"] for r in rows} == {"rare.kind"}
