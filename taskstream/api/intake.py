@@ -153,13 +153,15 @@ class Intake:
             self._marker = asyncio.create_task(self._mark(MARK_DELAY_S))
 
     async def _mark(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
         while self._unmarked:
+            await asyncio.sleep(delay_s)  # every batch waits: by then most rows are claimed
             ids, self._unmarked = self._unmarked, []
             try:
                 await self.store.mark_published(ids)
             except Unavailable as exc:  # the relay publishes a duplicate; claims dedupe
                 log.warning("could not mark tasks published", error=str(exc), tasks=len(ids))
+            except Exception:  # same: a lost mark costs a duplicate entry, never a task
+                log.exception("could not mark tasks published", tasks=len(ids))
 
     async def close(self) -> None:
         """Write the marks still waiting (shutdown): not needed for safety, it saves the relay
