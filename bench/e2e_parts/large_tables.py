@@ -55,7 +55,7 @@ import msgspec
 
 from taskstream.core.ids import uuid7
 from taskstream.store import queries
-from taskstream.store.tasks import with_filters
+from taskstream.store.tasks import list_statement
 
 from .console import BenchError, Progress, say
 
@@ -467,9 +467,14 @@ async def plans(pool: asyncpg.Pool, tenant_id: UUID, some_id: UUID) -> dict[str,
     )
     t = str(tenant_id)
 
-    def listing(**given: Any) -> tuple[str, list[Any]]:
-        # The statement the API runs for these filters (one per combination of filters).
-        sql, args = with_filters(q["list_tasks"], **given)
+    def listing(
+        status: str | None = None,
+        type: str | None = None,  # noqa: A002 - the API's filter name
+        queue: str | None = None,
+        before: Any = None,  # a cursor id, as text or UUID
+    ) -> tuple[str, list[Any]]:
+        # The statement the API runs for these filters.
+        sql, args = list_statement(status=status, type=type, queue=queue, before=before)
         return sql, [t, PAGE, *args]
 
     shapes: dict[str, tuple[str, list[Any]]] = {

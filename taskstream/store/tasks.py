@@ -23,7 +23,6 @@ from ..core.models import (
 )
 from . import queries
 from .database import CUSTOM_PLANS, acquire, translate_errors
-from .queries import TASK_COLUMNS
 
 Q = queries.load("tasks")
 QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
@@ -126,8 +125,7 @@ def with_filters(template: str, **given: Any) -> tuple[str, list[Any]]:
     return template.replace("{filters}", " ".join(clauses)), args
 
 
-FINISHED = "status IN ('completed', 'failed', 'cancelled')"  # the predicate of 0007's indexes
-UNFINISHED = "status IN ('pending', 'scheduled', 'processing')"
+FINISHED_STATES = ("completed", "failed", "cancelled")
 
 
 def list_statement(
@@ -137,26 +135,18 @@ def list_statement(
     queue: str | None,
     before: UUID | None,
 ) -> tuple[str, list[Any]]:
-    """The task list for these filters. A type or queue filter over finished tasks goes through
-    the partial indexes of migration 0007, whose predicate is written out so the planner can use
-    them; without a status filter, finished and unfinished tasks are read separately and
-    merged."""
-    sql, args = with_filters(Q["list_tasks"], status=status, type=type, queue=queue, before=before)
+    """The task list for these filters. A type or queue filter reads finished tasks through
+    migration 0007's partial indexes and unfinished ones apart (list_finished, list_unfinished);
+    without a status filter, both parts are merged."""
+    given = {"status": status, "type": type, "queue": queue, "before": before}
     if type is None and queue is None:
-        return sql, args
-    if status in ("completed", "failed", "cancelled"):
-        return sql.replace("ORDER BY id DESC", f"AND {FINISHED}\nORDER BY id DESC"), args
-    # Unfinished tasks: select them, then order. Asked for "newest first", the planner walked
-    # the tenant's whole history in id order looking for a rare unfinished type (~300 ms on a
-    # million rows); OFFSET 0 keeps the order out of the scan, which then reads only the
-    # tenant's unfinished rows (tasks_tenant_status_idx).
-    where = sql[sql.index("WHERE") : sql.index("ORDER BY")].rstrip()
-    # Our constants and numbered parameters only: never text from a request.
-    inner = f"SELECT {TASK_COLUMNS} FROM tasks {where} AND {UNFINISHED} OFFSET 0"  # noqa: S608
-    unfinished = f"SELECT * FROM ({inner}) u\nORDER BY id DESC\nLIMIT $2"  # noqa: S608
+        return with_filters(Q["list_tasks"], **given)
+    finished, args = with_filters(Q["list_finished"], **given)
+    if status in FINISHED_STATES:
+        return finished, args
+    unfinished, _ = with_filters(Q["list_unfinished"], **given)  # the same parameters
     if status is not None:
         return unfinished, args
-    finished = sql.replace("ORDER BY id DESC", f"AND {FINISHED}\nORDER BY id DESC")
     return f"({finished})\nUNION ALL\n({unfinished})\nORDER BY id DESC\nLIMIT $2", args
 
 
