@@ -44,6 +44,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from .console import BenchError, say
+from .cpu import proc_table, tree_sample
 
 TASK_TYPE = "examples.noop"
 TARGET_GROWTH_PCT = 10.0
@@ -71,33 +72,6 @@ def _no_check() -> None:
 # -- resident memory from /proc ----------------------------------------------------------------
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process visible in /proc."""
-    table: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        table[int(entry.name)] = int(raw[raw.rindex(")") + 2 :].split()[1])
-    return table
-
-
-def _tree(root: int, parents: dict[int, int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        if pid in parents:
-            out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
 def _status_kb(pid: int, field_name: str) -> int:
     """A ``kB`` line of /proc/<pid>/status (VmRSS, VmHWM); 0 if the process is gone."""
     try:
@@ -111,10 +85,10 @@ def _status_kb(pid: int, field_name: str) -> int:
 
 def rss_kb(pids: dict[str, int], field_name: str = "VmRSS") -> dict[str, dict[str, Any]]:
     """Per role: the tree's total and each process's figure in kB."""
-    parents = _parents()
+    table = proc_table()
     out: dict[str, dict[str, Any]] = {}
     for role, root in pids.items():
-        per = {pid: _status_kb(pid, field_name) for pid in _tree(root, parents)}
+        per = {pid: _status_kb(pid, field_name) for pid in tree_sample(table, root)}
         out[role] = {"kb": sum(per.values()), "processes": {str(p): kb for p, kb in per.items()}}
     return out
 
