@@ -18,6 +18,8 @@ from taskstream.broker.connection import connect
 from taskstream.broker.keys import Keys
 from taskstream.broker.producer import Producer
 from taskstream.core.config import Settings
+from taskstream.core.ids import uuid7
+from taskstream.core.models import NewTask, Priority
 from taskstream.scheduler.promoter import Promoter
 from taskstream.store.database import create_pool
 from taskstream.store.tasks import TaskStore
@@ -29,6 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apps"))
 import testapp
 
 REGISTRY = load_apps(["taskstream.examples.tasks", "testapp"], with_entry_points=False)
+
+
+def new_task(tenant_id: UUID, **changes: Any) -> NewTask:
+    """A valid submission for tests that insert through the store; ``changes`` override."""
+    fields: dict[str, Any] = {
+        "id": uuid7(), "tenant_id": tenant_id, "type": "examples.noop", "queue": "default",
+        "priority": Priority.NORMAL, "payload_json": b"{}", "max_attempts": 3, "timeout_s": 10.0,
+        "idempotency_key": None, "request_hash": None, "correlation_id": None, "run_at": None,
+    }  # fmt: skip
+    fields.update(changes)
+    return NewTask(**fields)
 
 
 class Tenant(msgspec.Struct):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from taskstream.core.ids import uuid7
-from taskstream.core.models import NewTask, Priority, TaskStatus
+from taskstream.core.models import TaskStatus
 from taskstream.store.tasks import TaskStore
+
+from .conftest import new_task
 
 TYPES = ("mail.send", "report.build")
 QUEUES = ("default", "slow")
@@ -15,23 +16,7 @@ STATUSES = (TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED)
 
 
 async def seed(store: TaskStore, pool: Any, tenant_id: Any) -> list[dict[str, Any]]:
-    tasks = [
-        NewTask(
-            id=uuid7(),
-            tenant_id=tenant_id,
-            type=TYPES[i % 2],
-            queue=QUEUES[(i // 2) % 2],
-            priority=Priority.NORMAL,
-            payload_json=b"{}",
-            max_attempts=3,
-            timeout_s=10.0,
-            idempotency_key=None,
-            request_hash=None,
-            correlation_id=None,
-            run_at=None,
-        )
-        for i in range(24)
-    ]
+    tasks = [new_task(tenant_id, type=TYPES[i % 2], queue=QUEUES[(i // 2) % 2]) for i in range(24)]
     await store.insert_many(tasks)
     for i, t in enumerate(tasks):
         status = STATUSES[(i // 4) % 3]

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from taskstream.core.ids import uuid7
-from taskstream.core.models import NewTask, Priority
 from taskstream.store.queries import load
 from taskstream.store.tasks import list_statement
+
+from .conftest import new_task
 
 Q = load("tasks")
 BY_ID = {
@@ -43,23 +43,7 @@ async def plan(conn: Any, name: str) -> str:
 @pytest.mark.parametrize("name", sorted(BY_ID))
 async def test_statements_by_id_use_the_primary_key(name, pool, store, tenants) -> None:
     tenant = tenants["acme"]
-    tasks = [
-        NewTask(
-            id=uuid7(),
-            tenant_id=tenant.id,
-            type="examples.noop",
-            queue="default",
-            priority=Priority.NORMAL,
-            payload_json=b"{}",
-            max_attempts=3,
-            timeout_s=10.0,
-            idempotency_key=None,
-            request_hash=None,
-            correlation_id=None,
-            run_at=None,
-        )
-        for _ in range(2000)
-    ]
+    tasks = [new_task(tenant.id) for _ in range(2000)]
     await store.insert_many(tasks)
     # Statistics that call 'processing' and unpublished 'pending' rare, as after a quiet spell.
     await pool.execute("UPDATE tasks SET status = 'completed', published_at = now()")
@@ -79,15 +63,8 @@ async def test_type_filter_over_a_long_history_uses_the_finished_index(
     partial index of finished tasks, not by walking the tenant's rows newest first."""
     tenant = tenants["acme"]
 
-    def new(type_: str) -> NewTask:
-        return NewTask(
-            id=uuid7(), tenant_id=tenant.id, type=type_, queue="default",
-            priority=Priority.NORMAL, payload_json=b"{}", max_attempts=3, timeout_s=10.0,
-            idempotency_key=None, request_hash=None, correlation_id=None, run_at=None,
-        )  # fmt: skip
-
-    await store.insert_many([new("rare.kind") for _ in range(50)])
-    await store.insert_many([new("common.kind") for _ in range(5000)])  # newer
+    await store.insert_many([new_task(tenant.id, type="rare.kind") for _ in range(50)])
+    await store.insert_many([new_task(tenant.id, type="common.kind") for _ in range(5000)])  # newer
     await pool.execute("UPDATE tasks SET status = 'completed'")
     await pool.execute("ANALYZE tasks")
     for status in (None, "completed"):

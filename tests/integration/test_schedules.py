@@ -14,6 +14,8 @@ from taskstream.scheduler.cron import LEADER_ROLE, Cron
 from taskstream.scheduler.leader import Leader
 from taskstream.store.schedules import LeaseStore, ScheduleStore
 
+from .conftest import new_task
+
 EVERY_SECOND = {
     "name": "tick",
     "cron": "* * * * * *",
@@ -145,29 +147,11 @@ async def test_misfire_policy_after_30s_outage(
 async def test_ten_thousand_delayed_tasks_due_in_one_second(
     tenants, pool, store, producer, settings
 ) -> None:
-    from taskstream.core.ids import uuid7
-    from taskstream.core.models import NewTask, Priority
     from taskstream.scheduler.promoter import Promoter
 
     await store.upsert_queue(tenants["acme"].id, "default")
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
-    news = [
-        NewTask(
-            id=uuid7(),
-            tenant_id=tenants["acme"].id,
-            type="examples.noop",
-            queue="default",
-            priority=Priority.NORMAL,
-            payload_json=b"{}",
-            max_attempts=3,
-            timeout_s=10,
-            idempotency_key=None,
-            request_hash=None,
-            correlation_id=None,
-            run_at=due,
-        )
-        for _ in range(10_000)
-    ]
+    news = [new_task(tenants["acme"].id, run_at=due) for _ in range(10_000)]
     for i in range(0, len(news), 1000):
         await store.insert_many(news[i : i + 1000])
     promoter = Promoter(settings, store, producer)
