@@ -45,9 +45,10 @@ from e2e_parts.environment import (
     package_versions,
     server_settings,
 )
+from e2e_parts.peers import phase_peers
 from e2e_parts.processes import Cluster, log_summary, process_env
 from e2e_parts.report import render
-from e2e_parts.run import RUNNERS, PhaseMissing, helper, run_cluster
+from e2e_parts.run import RUNNERS, run_cluster
 from e2e_parts.servers import Servers, Stores, redact, servers
 from e2e_parts.summary import figures
 
@@ -157,7 +158,6 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
         "versions": package_versions(),
         "logs": str(log_dir),
         "phase_errors": {},
-        "skipped": {},
     }
     report["config"]["inherited_env"] = inherited_settings()
     say(f"phases: {', '.join(cfg.phases)}" + (" (--quick)" if cfg.quick else ""))
@@ -190,7 +190,6 @@ async def run_taskstream(
             stack.push_async_callback(cluster.stop_all)
             out = await run_cluster(cfg, stores, cluster, stack)
             report["phase_errors"].update(out.pop("phase_errors"))
-            report["skipped"].update(out.pop("skipped"))
             report.update(out)
     finally:
         report["processes"] = cluster.stopped
@@ -202,16 +201,11 @@ async def run_peers(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, 
     say(f"=== phase peers ({', '.join(cfg.peers)}) ===")
     started = time.perf_counter()
     try:
-        phase = helper("peers", "phase_peers")
-        result: dict[str, Any] = await phase(
+        result: dict[str, Any] = await phase_peers(
             srv.peers_redis_url, srv.peers_pg_dsn, log_dir,  # it keeps to log_dir/peers/
             libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
             duration=cfg.peers_duration, quick=cfg.quick,
         )  # fmt: skip
-    except PhaseMissing as exc:
-        say(f"skipping phase peers: {exc}")
-        report["skipped"]["peers"] = str(exc)
-        return
     except Exception as exc:
         say(f"phase peers failed: {type(exc).__name__}: {exc}")
         report["phase_errors"]["peers"] = f"{type(exc).__name__}: {exc}"

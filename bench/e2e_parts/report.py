@@ -326,8 +326,6 @@ def _trio(x: dict[str, Any]) -> str:
 
 def render_shutdown(r: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, Any]] = []
-    for name, why in (r.get("skipped") or {}).items():
-        rows.append((f"phase {name}", f"skipped: {why}"))
     for name, why in (r.get("phase_errors") or {}).items():
         rows.append((f"phase {name}", f"FAILED: {why[:300]}"))
     for role, s in r.get("processes", {}).items():

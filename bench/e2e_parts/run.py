@@ -8,8 +8,6 @@ does not cost the others; a taskstream process that died ends the run (its log s
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,38 +16,21 @@ from typing import Any
 from .config import PHASES, Config
 from .console import BenchError, say
 from .drain import phase_drain
+from .http_submit import phase_http_submit
+from .large_tables import phase_large_tables
 from .latency import phase_pickup
+from .memory import phase_memory
 from .processes import Cluster
 from .servers import Stores
 from .stack import Stack, start_stack
 from .sustained import phase_sustained
 
 
-class PhaseMissing(Exception):
-    """A phase's module is not there (yet): the phase is skipped with a message."""
-
-
-def helper(module: str, name: str) -> Any:
-    """A phase function from a module written separately; PhaseMissing if it does not exist."""
-    try:
-        found = importlib.import_module(f"{__package__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{module}":
-            raise  # the module exists but one of its imports does not: a real error
-        raise PhaseMissing(f"e2e_parts/{module}.py not found") from None
-    return getattr(found, name)
-
-
-def accepts(fn: Callable[..., Any], name: str) -> bool:
-    return name in inspect.signature(fn).parameters
-
-
 async def run_http(stack: Stack) -> dict[str, Any]:
-    phase = helper("http_submit", "phase_http_submit")
     cfg = stack.cfg
     await stack.start_worker(cfg.workers)  # every accepted task is executed, as in production
     await stack.wait_idle("http")
-    result: dict[str, Any] = await phase(
+    result: dict[str, Any] = await phase_http_submit(
         stack.api_url, stack.api_key, subdir(stack.cluster.log_dir, "http"),
         duration_s=cfg.http_duration, fixed_rate=cfg.http_rate, quick=cfg.quick,
     )  # fmt: skip
@@ -57,23 +38,20 @@ async def run_http(stack: Stack) -> dict[str, Any]:
 
 
 async def run_memory(stack: Stack) -> dict[str, Any]:
-    phase = helper("memory", "phase_memory")
     await stack.start_worker(stack.cfg.workers)
     await stack.wait_idle("memory")
-    # The run's key prefix lets it count the streams' entries after the drain (if it can).
-    extra = {"redis_prefix": stack.stores.prefix} if accepts(phase, "redis_prefix") else {}
-    result: dict[str, Any] = await phase(
+    # The run's key prefix lets it count the streams' entries after the drain.
+    result: dict[str, Any] = await phase_memory(
         stack.api_url, stack.api_key, stack.pool, stack.redis, stack.pids(),
-        stack.cfg.memory_n, stack.cluster.check_alive, **extra,
+        stack.cfg.memory_n, stack.cluster.check_alive, redis_prefix=stack.stores.prefix,
     )  # fmt: skip
     return result
 
 
 async def run_large(stack: Stack) -> dict[str, Any]:
-    phase = helper("large_tables", "phase_large_tables")
     await stack.start_worker(stack.cfg.workers)
     await stack.wait_idle("large")
-    result: dict[str, Any] = await phase(
+    result: dict[str, Any] = await phase_large_tables(
         stack.api_url, stack.api_key, stack.pool, stack.tenant_id, stack.cfg.large_rows
     )
     return result
@@ -101,17 +79,13 @@ async def run_cluster(
     cfg: Config, stores: Stores, cluster: Cluster, exits: contextlib.AsyncExitStack
 ) -> dict[str, Any]:
     stack = await start_stack(cfg, stores, cluster, exits)
-    out: dict[str, Any] = {"api_ready_s": stack.api_ready_s, "phase_errors": {}, "skipped": {}}
+    out: dict[str, Any] = {"api_ready_s": stack.api_ready_s, "phase_errors": {}}
     chosen = [p for p in PHASES if cfg.wants(p) and p in RUNNERS]
     for i, name in enumerate(chosen, 1):
         say(f"=== phase {name} ({i}/{len(chosen)}) ===")
         started = time.perf_counter()
         try:
             result = await RUNNERS[name](stack)
-        except PhaseMissing as exc:
-            say(f"skipping phase {name}: {exc}")
-            out["skipped"][name] = str(exc)
-            continue
         except Exception as exc:
             say(f"phase {name} failed: {type(exc).__name__}: {exc}")
             out["phase_errors"][name] = f"{type(exc).__name__}: {exc}"
