@@ -26,10 +26,11 @@ from .console import BenchError, Progress, say
 from .cpu import cpu_delta
 from .processes import wait_for
 from .stack import Stack
-from .stats import range_stats, unfinished, unpublished
+from .stats import any_unfinished, range_stats, unfinished, unpublished
 from .submit import batch_bodies, submit_batches
 
-POLL_S = 0.25  # only ends the wait and shows progress: the rates come from PG's timestamps
+POLL_S = 0.25  # only ends the wait: the rates come from PostgreSQL's timestamps
+PROGRESS_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -131,16 +132,21 @@ async def drain_once(stack: Stack, case: Case) -> dict[str, Any]:
 
 
 async def wait_drained(stack: Stack, first: str, n: int) -> None:
+    """Until no task of the run is unfinished. The poll is a cheap existence check; the count
+    behind the progress line runs only when a line is due (counting every poll cost PostgreSQL
+    ~10 µs of CPU per drained task, on the machine the drain is measured on)."""
     started = time.perf_counter()
-    progress = Progress()
+    progress = Progress(PROGRESS_S)
     last_t, last_left = started, n
-    while left := await unfinished(stack.pool, stack.tenant_id, first):
+    while await any_unfinished(stack.pool, stack.tenant_id, first):
         now = time.perf_counter()
         if progress.due():
+            left = await unfinished(stack.pool, stack.tenant_id, first)
             say(f"completed {n - left:,}/{n:,} ({(last_left - left) / (now - last_t):,.0f}/s)")
             last_t, last_left = now, left
         stack.cluster.check_alive()
         if now - started > stack.cfg.timeout:
+            left = await unfinished(stack.pool, stack.tenant_id, first)
             raise BenchError(f"{left:,}/{n:,} tasks unfinished after {stack.cfg.timeout:.0f} s")
         await asyncio.sleep(POLL_S)
     say(f"completed {n:,}/{n:,} in {time.perf_counter() - started:.1f} s")

@@ -81,6 +81,7 @@ UNFINISHED_SQL = """
 SELECT count(*) FROM tasks
 WHERE tenant_id = $1::uuid AND status IN ('pending', 'processing', 'scheduled') AND id >= $2::uuid
 """
+ANY_UNFINISHED_SQL = f"SELECT EXISTS ({UNFINISHED_SQL.replace('count(*)', '1')})"
 # Through the partial index tasks_unpublished_idx.
 UNPUBLISHED_SQL = """
 SELECT count(*) FROM tasks
@@ -92,6 +93,11 @@ NIL_ID = "00000000-0000-0000-0000-000000000000"
 async def unfinished(pool: asyncpg.Pool, tenant_id: str, first: str = NIL_ID) -> int:
     """Tasks of the tenant from id `first` on that are not in an end state yet."""
     return int(await pool.fetchval(UNFINISHED_SQL, tenant_id, first))
+
+
+async def any_unfinished(pool: asyncpg.Pool, tenant_id: str, first: str = NIL_ID) -> bool:
+    """Whether `unfinished` is above zero: stops at the first such task instead of counting."""
+    return bool(await pool.fetchval(ANY_UNFINISHED_SQL, tenant_id, first))
 
 
 async def unpublished(pool: asyncpg.Pool, tenant_id: str, first: str = NIL_ID) -> int:
