@@ -104,7 +104,14 @@ class Worker:
         self._redis = connect(self.settings.redis_url)
         self.store = TaskStore(self._pool)
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
-        self.completer = Completer(self.store, self.consumer, self.name, self._free)
+        self.completer = Completer(
+            self.store,
+            self.consumer,
+            self.name,
+            self._free,
+            in_flight=lambda: len(self.inflight),
+            min_batch=self._refill,
+        )
         self.workers = WorkerStore(self._pool)
         close_listener = await listen(self._pool, QUEUES_CHANNEL, self._queues_changed)
         try:
