@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--json-out", type=Path, help="default bench/results/e2e-<timestamp>.json")
     g = p.add_argument_group("drain")
     g.add_argument("--drain-n", type=int, help="pre-filled tasks (50000; quick 5000)")
+    g.add_argument(
+        "--drain-reps", type=int, help="runs of each case, median reported, as peers (3; quick 1)"
+    )
     g.add_argument("--drain-workers", default="1,2", help="worker processes, a run each (1,2)")
     g.add_argument(
         "--drain-bodies", default="noop,peer", help="task bodies, a run each (noop,peer)"
@@ -127,7 +130,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     # Sizes not given: the full run's, or --quick's.
     size = {k: getattr(a, k) if getattr(a, k) is not None else v[a.quick] for k, v in SIZES.items()}
     counts = [a.workers, a.api_processes, a.concurrency, a.batch_size, a.submitters,
-              a.sustained_batch, a.sustained_clients, size["drain_n"], *drain_workers]  # fmt: skip
+              a.sustained_batch, a.sustained_clients, size["drain_n"], size["drain_reps"],
+              *drain_workers]  # fmt: skip
     if not drain_workers or min(counts) < 1 or min(a.rate, a.sustained_rate, a.http_rate) <= 0:
         p.error("counts and rates must be positive")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -136,7 +140,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         workers=a.workers, api_processes=a.api_processes, concurrency=a.concurrency,
         timeout=a.timeout,
         json_out=a.json_out or HERE / "results" / f"e2e-{stamp}.json",
-        drain_n=size["drain_n"], drain_workers=drain_workers, drain_bodies=bodies,
+        drain_n=size["drain_n"], drain_reps=size["drain_reps"], drain_workers=drain_workers,
+        drain_bodies=bodies,
         batch_size=a.batch_size, submitters=a.submitters,
         sustained_rate=a.sustained_rate, sustained_batch=a.sustained_batch,
         sustained_clients=a.sustained_clients, sustained_single_rate=a.sustained_single_rate,

@@ -37,6 +37,7 @@ PEER_LIBS_ALL = (
 # Sizes that `--quick` shrinks: (full run, quick smoke run). An option given explicitly wins.
 SIZES: dict[str, tuple[Any, Any]] = {
     "drain_n": (50_000, 5_000),
+    "drain_reps": (3, 1),
     "sustained_duration": (20.0, 3.0),
     "duration": (15.0, 3.0),
     "http_duration": (15.0, 3.0),
@@ -60,6 +61,7 @@ class Config:
     json_out: Path
     # drain
     drain_n: int
+    drain_reps: int  # runs of each case; the median by rate is reported, as the peers' harness does
     drain_workers: tuple[int, ...]
     drain_bodies: tuple[str, ...]  # keys of BODIES
     batch_size: int  # pre-fill: tasks per POST /v1/tasks/batch

@@ -120,7 +120,9 @@ def render_drain(d: dict[str, Any] | None) -> list[str]:
         row("all published after pre-fill s", "published_after_prefill_s"),
         row("spawn -> first completion s", "startup_s"),
         row("spawn -> all completed s", "wall_s"),
-        row("STEADY RATE (tasks/s)", "rate"),
+        row("STEADY RATE (tasks/s), median run", "rate"),
+        ("rates of the runs", [" / ".join(f"{x:,}" for x in r.get("rep_rates") or [])
+                               for r in runs]),
         row("rate incl. start-up (tasks/s)", "rate_incl_startup"),
         row("completed", "completed"),
         ("failed / retried", [f"{x['failed']} / {x['retried']}" for x in runs]),
@@ -134,7 +136,7 @@ def render_drain(d: dict[str, Any] | None) -> list[str]:
     rows += cpu_rows([x["cpu"] for x in runs])
     title = (
         f"Drain: {d['n']:,} tasks pre-filled, then the worker started "
-        f"(concurrency {d['concurrency']} per process)"
+        f"(concurrency {d['concurrency']} per process; median of {d.get('reps', 1)} run(s))"
     )
     return grid(title, [x["case"] for x in runs], rows)
 
