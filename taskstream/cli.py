@@ -69,11 +69,10 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
         argv = [sys.executable, "-m", "taskstream", "api", "--host", args.host]
         # Each process binds the port with SO_REUSEPORT; the kernel spreads connections.
         return supervise(args.processes, [*argv, "--port", str(args.port), "--reuse-port"], "api")
-    from .runtime import run_services
+    from .runtime import serve
     from .services import api_service
 
-    service = api_service(settings, args.host, args.port, reuse_port=args.reuse_port)
-    run_async(run_services([service]))
+    serve([api_service(settings, args.host, args.port, reuse_port=args.reuse_port)])
     return 0
 
 
@@ -82,19 +81,18 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         from .supervisor import supervise
 
         return supervise(args.processes, _child_argv(args))
-    from .runtime import run_services
+    from .runtime import serve
     from .services import worker_service
 
-    service = worker_service(settings, args.app, _queues(args.queues), args.concurrency)
-    run_async(run_services([service]))
+    serve([worker_service(settings, args.app, _queues(args.queues), args.concurrency)])
     return 0
 
 
 def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
-    from .runtime import run_services
+    from .runtime import serve
     from .services import scheduler_service
 
-    run_async(run_services([scheduler_service(settings)]))
+    serve([scheduler_service(settings)])
     return 0
 
 
