@@ -84,7 +84,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from .runtime import serve
     from .services import worker_service
 
-    serve([worker_service(settings, args.app, _queues(args.queues), args.concurrency)])
+    service = worker_service(settings, args.app, _queues(args.queues), args.concurrency)
+    serve([service], worker_gc=True)
     return 0
 
 

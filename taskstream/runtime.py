@@ -10,20 +10,23 @@ from typing import Any
 
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
-# A service allocates short-lived objects by the thousand per second (an asyncio task, a context
+# A worker allocates short-lived objects by the thousand per second (an asyncio task, a context
 # and a few structs per task run; records and buffers per statement). With CPython's default
 # threshold the youngest generation was collected every 700 allocations, each pass also walking
 # what start-up had loaded: ~20 % of a worker's CPU per task in the drain benchmark (116-121 ->
-# 90-104 µs a task, peers' body, 1 process). Cycles are still collected, in larger steps.
-GC_THRESHOLDS = (20_000, 20, 100)
+# 90-104 µs a task, peers' body, 1 process). Cycles are still collected, in larger steps. Not
+# for the API: its single-submit capacity measured lower with these settings (A/B, twice).
+WORKER_GC_THRESHOLDS = (20_000, 20, 100)
 
 
-def serve(services: Sequence[Service]) -> None:
+def serve(services: Sequence[Service], *, worker_gc: bool = False) -> None:
     """Run long-lived services in this process until a signal (the CLI's api, worker and
-    scheduler): start-up objects are frozen out of the collector's scans first."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    scheduler). ``worker_gc``: freeze start-up objects out of the collector's scans and collect
+    in larger steps (see WORKER_GC_THRESHOLDS)."""
+    if worker_gc:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*WORKER_GC_THRESHOLDS)
     run_async(run_services(services))
 
 
