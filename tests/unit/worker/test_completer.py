@@ -47,6 +47,17 @@ async def settle(c: Completer) -> None:
     await asyncio.wait_for(c.queue.join(), 5)
 
 
+async def writes_of_one_outcome(c: Completer, store: RecordingStore) -> int:
+    """Put one outcome, wait until it is written; the statements it took, checked to hold it."""
+    runner = asyncio.create_task(c.run())
+    only = outcome()
+    c.put(only, None)
+    await settle(c)
+    runner.cancel()
+    assert store.writes == [[only.task_id]]
+    return len(store.writes)
+
+
 async def test_small_batch_waits_for_outcomes_of_running_attempts(monkeypatch: Any) -> None:
     monkeypatch.setattr(completer_module, "GATHER_STEP_S", 0.05)  # generous: no race with put
     c, store, done = make(in_flight=3, min_batch=3)
@@ -67,12 +78,7 @@ async def test_small_batch_waits_for_outcomes_of_running_attempts(monkeypatch: A
 async def test_last_attempt_in_flight_is_written_at_once(monkeypatch: Any) -> None:
     monkeypatch.setattr(completer_module, "GATHER_STEP_S", 60.0)  # a wait would hang the test
     c, store, _ = make(in_flight=1, min_batch=5)
-    runner = asyncio.create_task(c.run())
-    only = outcome()
-    c.put(only, None)
-    await settle(c)
-    runner.cancel()
-    assert store.writes == [[only.task_id]]
+    assert await writes_of_one_outcome(c, store) == 1
 
 
 @pytest.mark.parametrize("steps", [0, 1])
@@ -80,9 +86,4 @@ async def test_wait_is_bounded(monkeypatch: Any, steps: int) -> None:
     monkeypatch.setattr(completer_module, "GATHER_STEP_S", 0.0)
     monkeypatch.setattr(completer_module, "GATHER_STEPS", steps)
     c, store, _ = make(in_flight=100, min_batch=50)  # others run, but never finish
-    runner = asyncio.create_task(c.run())
-    only = outcome()
-    c.put(only, None)
-    await settle(c)
-    runner.cancel()
-    assert store.writes == [[only.task_id]]
+    assert await writes_of_one_outcome(c, store) == 1
