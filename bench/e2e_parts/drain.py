@@ -107,7 +107,7 @@ async def drain_once(stack: Stack, case: Case) -> dict[str, Any]:
         return not await unpublished(pool, stack.tenant_id, first)
 
     publish_wait_s = await wait_for(published, "the pre-fill to be published", 60, stack.cluster)
-    await checkpoint(pool)
+    await settle(pool)
     await asyncio.sleep(0.5)  # as the peers do between pre-fill and worker start
 
     before = await probe.snapshot()
@@ -192,7 +192,7 @@ def _r(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
-async def checkpoint(pool: asyncpg.Pool) -> None:
+async def settle(pool: asyncpg.Pool) -> None:
     """Settle the table before the clock starts: vacuum what earlier runs left (the dead row
     versions of their 100,000 updates would otherwise be autovacuumed inside this drain and
     charged to it; the peers' harness gives every run a fresh database), then flush the
