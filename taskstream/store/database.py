@@ -43,6 +43,15 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Released connections keep their session: taskstream's own statements leave no session
+    state (a transaction is rolled back by asyncpg before this runs), so the default reset query
+    (advisory unlocks, ``CLOSE ALL``, ``UNLISTEN *``, ``RESET ALL``) would be a round trip per
+    release for nothing: ~1 µs of CPU and ~70 µs of latency per claim or outcome batch.
+    Connections lent to handler code are reset in full before they come back (see
+    ``AttemptTransaction.settle``)."""
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, custom_plans: bool = True
 ) -> asyncpg.Pool[Any]:
@@ -59,6 +68,7 @@ async def create_pool(
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=_keep_session,
             command_timeout=30,
             timeout=10,
             server_settings={"plan_cache_mode": CUSTOM_PLANS if custom_plans else "auto"},

@@ -52,4 +52,8 @@ class AttemptTransaction:
             # A rollback on a dead connection changes nothing: the server already discarded it.
         finally:
             with contextlib.suppress(Exception):
+                # Handler code may have left session state (SET, LISTEN, advisory locks,
+                # cursors); the pool keeps sessions as they are (see database._keep_session).
+                await conn.reset()
+            with contextlib.suppress(Exception):
                 await self._pool.release(conn)
