@@ -13,6 +13,8 @@ Phases (``--phases``, default all, in this order):
 * memory: API and worker RSS before and after many tasks; Redis memory after the drain.
 * large: GET by id and filtered lists on a table of a million rows.
 * peers: the peer libraries' drain and pickup latency on the same servers, for the ratios.
+* paired: rounds of one taskstream drain (peers' body, 2 worker processes) and one drain of each
+  peer, back to back, each round's ratio from figures minutes apart, not tens of minutes.
 
 The run prints a table of every figure beside its target and the best peer's, and writes the
 full report as JSON. Every run has its own database and Redis key prefix, removed at the end,
@@ -45,6 +47,7 @@ from e2e_parts.environment import (
     package_versions,
     server_settings,
 )
+from e2e_parts.paired import phase_paired
 from e2e_parts.peers import phase_peers
 from e2e_parts.processes import Cluster, log_summary, process_env
 from e2e_parts.report import render
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--peers-n", type=int, help="jobs per peer drain (default: --drain-n)")
     g.add_argument("--peers-rate", type=float, help="peer latency load, jobs/s (default: --rate)")
     g.add_argument("--peers-duration", type=float, help="peer latency seconds (15; quick 3)")
+    g.add_argument("--paired-rounds", type=int, help="paired phase: rounds (5; quick 1)")
     return p
 
 
@@ -131,7 +135,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     size = {k: getattr(a, k) if getattr(a, k) is not None else v[a.quick] for k, v in SIZES.items()}
     counts = [a.workers, a.api_processes, a.concurrency, a.batch_size, a.submitters,
               a.sustained_batch, a.sustained_clients, size["drain_n"], size["drain_reps"],
-              *drain_workers]  # fmt: skip
+              size["paired_rounds"], *drain_workers]  # fmt: skip
     if not drain_workers or min(counts) < 1 or min(a.rate, a.sustained_rate, a.http_rate) <= 0:
         p.error("counts and rates must be positive")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -150,7 +154,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         http_rate=a.http_rate, http_duration=size["http_duration"],
         memory_n=size["memory_n"], large_rows=size["large_rows"], peers=peers,
         peers_n=a.peers_n or size["drain_n"], peers_rate=a.peers_rate or a.rate,
-        peers_duration=size["peers_duration"],
+        peers_duration=size["peers_duration"], paired_rounds=size["paired_rounds"],
     )  # fmt: skip
 
 
@@ -180,6 +184,8 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
             await run_taskstream(cfg, stores, log_dir, report)
         if cfg.wants("peers"):  # after taskstream's processes and data are gone
             await run_peers(cfg, srv, log_dir, report)
+        if cfg.wants("paired"):
+            await run_paired(cfg, srv, log_dir, report)
     report["summary"] = figures(report)
     return report
 
@@ -217,6 +223,28 @@ async def run_peers(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, 
         return
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     report["peers"] = result
+
+
+async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
+    say(f"=== phase paired ({cfg.paired_rounds} rounds: taskstream and {', '.join(cfg.peers)}) ===")
+    started = time.perf_counter()
+
+    async def one_drain(ours: Config, round_dir: Path) -> dict[str, Any]:
+        """A deployment of its own (database, prefix, processes), gone before the peers run."""
+        part: dict[str, Any] = {"phase_errors": {}}
+        await run_taskstream(ours, Stores(srv), round_dir, part)
+        if part["phase_errors"]:
+            raise BenchError(f"taskstream drain: {part['phase_errors']}")
+        return part["drain"]["runs"][0]
+
+    try:
+        result = await phase_paired(cfg, srv, log_dir, one_drain)
+    except Exception as exc:
+        say(f"phase paired failed: {type(exc).__name__}: {exc}")
+        report["phase_errors"]["paired"] = f"{type(exc).__name__}: {exc}"
+        return
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    report["paired"] = result
 
 
 def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:

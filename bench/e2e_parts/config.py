@@ -27,7 +27,7 @@ def body_keys(prefix: str) -> tuple[str, str]:
     return f"{prefix}:bench:done", f"{prefix}:bench:bits"
 
 
-PHASES = ("drain", "sustained", "pickup", "http", "large", "memory", "peers")
+PHASES = ("drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired")
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
 PEER_LIBS_ALL = (
     "arq", "saq", "taskiq_stream", "taskiq_list", "dramatiq", "celery", "rq", "procrastinate",
@@ -45,6 +45,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "large_rows": (1_000_000, 20_000),
     "peers_n": (50_000, 5_000),
     "peers_duration": (15.0, 3.0),
+    "paired_rounds": (5, 1),
 }
 
 
@@ -85,6 +86,7 @@ class Config:
     peers_n: int
     peers_rate: float
     peers_duration: float
+    paired_rounds: int  # rounds of one taskstream drain and one drain of each peer, back to back
 
     def wants(self, phase: str) -> bool:
         return phase in self.phases

@@ -81,6 +81,8 @@ async def phase_peers(
     rate: float,
     duration: float,
     quick: bool,
+    phases: str = "drain,latency",
+    reps: int | None = None,
 ) -> dict[str, Any]:
     """Drain (N pre-filled jobs) and pickup latency (`rate` jobs/s for `duration` s) of each peer.
 
@@ -101,7 +103,8 @@ async def phase_peers(
     home = peers_home()
     env = dict(os.environ, PEERS_REDIS_URL=redis_url, PEERS_PG_DSN=pg_dsn, PEERS_HOME=str(home))
     env.setdefault("PEERS_PYTHON", sys.executable)
-    reps = 1 if quick else 3
+    if reps is None:
+        reps = 1 if quick else 3
     report: dict[str, Any] = {
         "harness": str(HARNESS.relative_to(REPO)),
         "home": str(home),
@@ -124,12 +127,16 @@ async def phase_peers(
     for lib in libs:
         argv += ["--lib", lib]
     argv += [
-        "--phases", "drain,latency", "--drain-modes", DRAIN_MODES, "--lat-modes", LATENCY_MODE,
+        "--phases", phases, "--drain-modes", DRAIN_MODES, "--lat-modes", LATENCY_MODE,
         "--reps", str(reps), "--n", str(n), "--rate", str(rate), "--duration", str(duration),
         "--results", str(results), "--log-dir", str(out_dir / "workers"),
     ]  # fmt: skip
     bound = len(libs) * reps * (RUN_BOUND_PER_LIB_REP_S + duration) + 60.0
-    load = f"drain {n} jobs, latency {rate:g}/s for {duration:g} s, {reps} rep(s)"
+    load = (
+        f"drain {n} jobs"
+        + (f", latency {rate:g}/s for {duration:g} s" if "latency" in phases else "")
+        + f", {reps} rep(s)"
+    )
     say(f"peers: {', '.join(libs)}: {load}")
     code, tail = await _run_streamed(argv, env, out_dir / "harness.log", bound)
     raw = _read_rows(results)

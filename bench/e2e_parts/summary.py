@@ -77,6 +77,28 @@ def drain_figures(r: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def paired_figures(r: dict[str, Any]) -> list[Figure]:
+    """The paired phase: the median round's ratio (each round's figures minutes apart)."""
+    p = r.get("paired")
+    if not p:
+        return []
+    out: list[Figure] = []
+    for kind, name, factor in (
+        ("redis", "Redis", DRAIN_VS_REDIS_PEER),
+        ("postgres", "PostgreSQL", DRAIN_VS_PG_PEER),
+    ):
+        s = p["summary"][kind]
+        if s["median"] is None:
+            continue
+        out.append(Figure(
+            f"paired drain, peer body, 2p: median of {s['rounds']} rounds",
+            f"{_num(s['taskstream_median_rate'])} tasks/s; rounds {s['min']:.2f}-{s['max']:.2f}x",
+            "", f">= {factor:g}x fastest {name} peer", s["median"] >= factor,
+            "/".join(s["peers"]), s["median"],
+        ))  # fmt: skip
+    return out
+
+
 def sustained_figures(r: dict[str, Any]) -> list[Figure]:
     s = r.get("sustained") or {}
     out: list[Figure] = []
@@ -210,7 +232,7 @@ def _trio(x: dict[str, Any]) -> str:
 
 
 BUILDERS: tuple[Callable[[dict[str, Any]], list[Figure]], ...] = (
-    drain_figures, sustained_figures, pickup_figures, http_figures, memory_figures,
+    drain_figures, paired_figures, sustained_figures, pickup_figures, http_figures, memory_figures,
     large_figures,
 )  # fmt: skip
 
