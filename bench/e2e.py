@@ -210,24 +210,15 @@ async def run_taskstream(
 
 async def run_peers(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
     say(f"=== phase peers ({', '.join(cfg.peers)}) ===")
-    started = time.perf_counter()
-    try:
-        result: dict[str, Any] = await phase_peers(
-            srv.peers_redis_url, srv.peers_pg_dsn, log_dir,  # it keeps to log_dir/peers/
-            libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
-            duration=cfg.peers_duration, quick=cfg.quick,
-        )  # fmt: skip
-    except Exception as exc:
-        say(f"phase peers failed: {type(exc).__name__}: {exc}")
-        report["phase_errors"]["peers"] = f"{type(exc).__name__}: {exc}"
-        return
-    result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    report["peers"] = result
+    await _recorded("peers", report, phase_peers(
+        srv.peers_redis_url, srv.peers_pg_dsn, log_dir,  # it keeps to log_dir/peers/
+        libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
+        duration=cfg.peers_duration, quick=cfg.quick,
+    ))  # fmt: skip
 
 
 async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
     say(f"=== phase paired ({cfg.paired_rounds} rounds: taskstream and {', '.join(cfg.peers)}) ===")
-    started = time.perf_counter()
 
     async def one_drain(ours: Config, round_dir: Path) -> dict[str, Any]:
         """A deployment of its own (database, prefix, processes), gone before the peers run."""
@@ -237,14 +228,22 @@ async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str,
             raise BenchError(f"taskstream drain: {part['phase_errors']}")
         return part["drain"]["runs"][0]
 
+    await _recorded("paired", report, phase_paired(cfg, srv, log_dir, one_drain))
+
+
+async def _recorded(
+    phase: str, report: dict[str, Any], work: Coroutine[Any, Any, dict[str, Any]]
+) -> None:
+    """Run a phase outside taskstream's cluster: its result, or its error, goes in the report."""
+    started = time.perf_counter()
     try:
-        result = await phase_paired(cfg, srv, log_dir, one_drain)
+        result = await work
     except Exception as exc:
-        say(f"phase paired failed: {type(exc).__name__}: {exc}")
-        report["phase_errors"]["paired"] = f"{type(exc).__name__}: {exc}"
+        say(f"phase {phase} failed: {type(exc).__name__}: {exc}")
+        report["phase_errors"][phase] = f"{type(exc).__name__}: {exc}"
         return
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    report["paired"] = result
+    report[phase] = result
 
 
 def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
