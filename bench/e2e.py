@@ -170,7 +170,7 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
     }
     report["config"]["inherited_env"] = inherited_settings()
     say(f"phases: {', '.join(cfg.phases)}" + (" (--quick)" if cfg.quick else ""))
-    async with servers(cfg.use_running) as srv:
+    async with servers(cfg.use_running, log_dir) as srv:
         stores = Stores(srv)
         report["servers"] = {
             "redis": redact(srv.redis_url),

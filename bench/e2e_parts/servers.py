@@ -75,9 +75,10 @@ async def pg_reachable(url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def servers(use_running: bool) -> AsyncIterator[Servers]:
+async def servers(use_running: bool, log_dir: Path | None = None) -> AsyncIterator[Servers]:
     """Private servers, or with `use_running` the ones named by BENCH_REDIS_URL / BENCH_PG_URL
-    (private ones after all if either is down)."""
+    (private ones after all if either is down). A private PostgreSQL's server log is kept in
+    `log_dir`/servers/ (checkpoints are logged: a latency outlier can be matched to one)."""
     if use_running:
         redis_url = os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
         pg_url = os.environ.get("BENCH_PG_URL") or DEFAULT_PG_URL
@@ -85,12 +86,12 @@ async def servers(use_running: bool) -> AsyncIterator[Servers]:
             yield Servers(redis_url, pg_url, private=False)
             return
         say(f"{redact(redis_url)} or {redact(pg_url)} unreachable: starting private servers")
-    async with private_servers() as private:
+    async with private_servers(log_dir) as private:
         yield private
 
 
 @contextlib.asynccontextmanager
-async def private_servers() -> AsyncIterator[Servers]:
+async def private_servers(log_dir: Path | None = None) -> AsyncIterator[Servers]:
     """Redis without persistence and PostgreSQL with stock settings (fsync, synchronous_commit
     on), as the peers' baseline was measured: every task the API accepted is durable. Started
     from this (the main) thread, as their parent-death signal follows the starting thread."""
@@ -117,6 +118,11 @@ async def private_servers() -> AsyncIterator[Servers]:
     finally:
         for server in reversed(started):  # PostgreSQL first, then Redis
             server.stop()
+        if log_dir is not None:
+            # A folder of its own: the run's log summary quotes every log_dir/*.log.
+            with contextlib.suppress(OSError):
+                (log_dir / "servers").mkdir(parents=True, exist_ok=True)
+                shutil.copy(data_dir / "postgresql.log", log_dir / "servers" / "postgresql.log")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
