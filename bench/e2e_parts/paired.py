@@ -50,16 +50,15 @@ async def phase_paired(
                     libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
                     duration=cfg.peers_duration, quick=cfg.quick, phases="drain", reps=1,
                 )  # fmt: skip
-                rnd["peers"] = {kind: found.get(key) for kind, key in KINDS.items()} | {
-                    "errors": found.get("errors", [])
-                }
+                rnd["peers"] = {kind: found.get(key) for kind, key in KINDS.items()}
+                rnd["peer_errors"] = found.get("errors", [])
         rnd["ratios"] = round_ratios(rnd)
         say(
             f"paired: round {i}: taskstream {rnd['taskstream']['rate']:,} tasks/s; "
             + ", ".join(
                 f"{p['lib']} {p['rate']:,.0f} ({rnd['ratios'][kind]:.2f}x)"
                 for kind, p in rnd["peers"].items()
-                if kind in KINDS and p
+                if p
             )
         )
         rounds.append(rnd)
@@ -68,11 +67,10 @@ async def phase_paired(
 
 def round_ratios(rnd: dict[str, Any]) -> dict[str, float | None]:
     """taskstream's rate over the fastest (exactly-once) peer of each kind in this round."""
-    ours = (rnd.get("taskstream") or {}).get("rate")
+    ours = rnd["taskstream"]["rate"]
     out: dict[str, float | None] = {}
-    for kind in KINDS:
-        peer = (rnd.get("peers") or {}).get(kind) or {}
-        rate = peer.get("rate")
+    for kind, peer in rnd["peers"].items():
+        rate = (peer or {}).get("rate")
         out[kind] = round(ours / rate, 3) if ours and rate else None
     return out
 
@@ -82,7 +80,7 @@ def summarize_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in KINDS:
         ratios = [r["ratios"][kind] for r in rounds if r["ratios"].get(kind) is not None]
-        libs = sorted({r["peers"][kind]["lib"] for r in rounds if (r["peers"].get(kind) or {})})
+        libs = sorted({r["peers"][kind]["lib"] for r in rounds if r["peers"][kind]})
         out[kind] = {
             "median": round(statistics.median(ratios), 2) if ratios else None,
             "min": min(ratios, default=None),
