@@ -45,6 +45,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Largest request body (a batch of 1,000 tasks)."""
     api_key_cache_ttl_s: Seconds = 10.0
     """How long the API trusts a verified key before checking it again (revocation delay)."""
+    max_header_bytes: Count = 16 * 1024
+    """Largest request head (request line and headers together); larger gets 431."""
+    metrics_token: str | None = None
+    """Bearer token that may read `/metrics` besides an admin key; unset: admin keys only."""
+    auth_failures_per_minute: Count = 30
+    """Wrong API keys one client address may send per minute before it gets 429 (valid keys
+    are never slowed down)."""
     promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
     publish_grace_s: Seconds = 2.0
