@@ -33,6 +33,7 @@ from .schedules import ROUTES as SCHEDULE_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
 
 INTAKE_POOL_SIZE = 4  # group commit: few inserts are in flight at once
+TENANT_SCOPED = False  # switched on with the key look-up function (migration 0009)
 
 
 @get("/healthz", summary="Liveness", include_in_schema=True)
@@ -75,8 +76,13 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state = app.state
         state.settings = settings
+        # Both pools are tenant-scoped: Row-Level Security holds every API statement to the
+        # tenants it names (migration 0010), a second time after each query's own filter.
         state.pool = await create_pool(
-            settings.database_url, min_size=2, max_size=settings.db_pool_size
+            settings.database_url,
+            min_size=2,
+            max_size=settings.db_pool_size,
+            tenant_scoped=TENANT_SCOPED,
         )
         state.redis = connect(settings.redis_url)
         state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
@@ -88,7 +94,11 @@ def create_app(settings: Settings) -> Litestar:
         # Submissions insert through a pool of their own that keeps cached plans: planning
         # every INSERT cost about a tenth of single-submit capacity, and an insert cannot scan.
         state.intake_pool = await create_pool(
-            settings.database_url, min_size=1, max_size=INTAKE_POOL_SIZE, custom_plans=False
+            settings.database_url,
+            min_size=1,
+            max_size=INTAKE_POOL_SIZE,
+            custom_plans=False,
+            tenant_scoped=TENANT_SCOPED,
         )
         intake_store = TaskStore(state.intake_pool, idempotency_ttl_s=settings.idempotency_ttl_s)
         state.intake = Intake(intake_store, Producer(state.redis, Keys(settings.redis_prefix)))

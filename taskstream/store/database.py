@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from ..core.errors import StoreUnavailable
 
 CUSTOM_PLANS = "force_custom_plan"
+# The role API connections take (migration 0010): held by Row-Level Security to the tenants its
+# session is scoped to. Workers, schedulers and the CLI keep the owning role.
+API_ROLE = "taskstream_api"
+_SCOPE = "SELECT set_config('taskstream.tenants', $1, false)"
+Scope = UUID | Collection[UUID] | None
 
 # Errors that mean "PostgreSQL is not there right now" rather than "the query is wrong".
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -35,12 +41,53 @@ def translate_errors() -> Iterator[None]:
         raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
 
 
+class TenantConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection that remembers which tenants its session is scoped to.
+
+    On a tenant-scoped pool (the API's) every :func:`acquire` states the tenants it works for;
+    the session setting is written only when it changes, so a connection that keeps serving the
+    same tenant pays nothing, and one that switches pays one round trip. The setting is written
+    outside any transaction (acquire runs before the caller opens one), so no rollback can undo
+    it behind the cache's back."""
+
+    __slots__ = ("_scope", "_scoped")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scoped = False
+        self._scope = "{}"
+
+    async def scope_to(self, tenants: Scope) -> None:
+        if not self._scoped:
+            return
+        value = _scope_literal(tenants)
+        if value != self._scope:
+            await self.execute(_SCOPE, value)
+            self._scope = value
+
+
+def _scope_literal(tenants: Scope) -> str:
+    if tenants is None:
+        return "{}"
+    if isinstance(tenants, UUID):
+        return f"{{{tenants}}}"
+    return "{" + ",".join(sorted(str(t) for t in tenants)) + "}"
+
+
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     # JSON stays text end to end: msgspec encodes and decodes it, asyncpg only carries it.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
             name, schema="pg_catalog", encoder=str, decoder=str, format="text"
         )
+
+
+async def _init_scoped(conn: asyncpg.Connection[Any]) -> None:
+    await _init_connection(conn)
+    await conn.execute(
+        f"SET ROLE {API_ROLE}; SELECT set_config('taskstream.tenants', '{{}}', false)"
+    )
+    conn._scoped = True
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
@@ -54,7 +101,12 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, custom_plans: bool = True
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    custom_plans: bool = True,
+    tenant_scoped: bool = False,
 ) -> asyncpg.Pool[Any]:
     """A pool whose connections exchange JSON as text.
 
@@ -62,13 +114,17 @@ async def create_pool(
     generic plan cached while the tasks table was small kept scanning it sequentially once it held
     tens of thousands of rows (a claim of 100 tasks took 200-500 ms). Planning costs well under a
     millisecond and the worker's statements carry batches; only the API's insert path, whose
-    statements cannot scan the table, keeps cached plans (``custom_plans=False``)."""
+    statements cannot scan the table, keeps cached plans (``custom_plans=False``).
+
+    ``tenant_scoped``: connections take the API's role (:data:`API_ROLE`), so Row-Level Security
+    holds every statement to the tenants :func:`acquire` names (migration 0010)."""
     with translate_errors():
         pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
+            init=_init_scoped if tenant_scoped else _init_connection,
+            connection_class=TenantConnection,
             reset=_keep_session,
             command_timeout=30,
             timeout=10,
@@ -78,10 +134,14 @@ async def create_pool(
 
 
 @contextlib.asynccontextmanager
-async def acquire(pool: asyncpg.Pool[Any]) -> AsyncIterator[asyncpg.Connection[Any]]:
-    """A pooled connection, with connection failures translated."""
+async def acquire(
+    pool: asyncpg.Pool[Any], tenants: Scope = None
+) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A pooled connection, with connection failures translated. On a tenant-scoped pool the
+    session sees only ``tenants`` (none when not given), whatever the statements say."""
     with translate_errors():
         async with pool.acquire() as conn:
+            await conn.scope_to(tenants)
             yield conn
 
 

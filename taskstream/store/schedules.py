@@ -51,7 +51,7 @@ class ScheduleStore:
         self.pool = pool
 
     async def create(self, row: ScheduleRow) -> ScheduleRow:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, row.tenant_id) as conn:
             got = await conn.fetchrow(
                 Q["insert_schedule"],
                 row.id,
@@ -71,18 +71,18 @@ class ScheduleStore:
         return _row(got)
 
     async def get(self, tenant_id: UUID, schedule_id: UUID) -> ScheduleRow:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             got = await conn.fetchrow(Q["get_schedule"], tenant_id, schedule_id)
         if got is None:
             raise NotFound("schedule not found", code="schedule_not_found")
         return _row(got)
 
     async def list_all(self, tenant_id: UUID) -> list[ScheduleRow]:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             return [_row(r) for r in await conn.fetch(Q["list_schedules"], tenant_id)]
 
     async def update(self, row: ScheduleRow) -> ScheduleRow:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, row.tenant_id) as conn:
             got = await conn.fetchrow(
                 Q["update_schedule"],
                 row.tenant_id,
@@ -101,7 +101,7 @@ class ScheduleStore:
         return _row(got)
 
     async def delete(self, tenant_id: UUID, schedule_id: UUID) -> None:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             if await conn.fetchval(Q["delete_schedule"], tenant_id, schedule_id) is None:
                 raise NotFound("schedule not found", code="schedule_not_found")
 

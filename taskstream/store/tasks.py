@@ -22,7 +22,7 @@ from ..core.models import (
     TaskStatus,
 )
 from . import queries
-from .database import CUSTOM_PLANS, acquire, translate_errors
+from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
 
 Q = queries.load("tasks")
 QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
@@ -172,7 +172,7 @@ class TaskStore:
         An idempotency key is honoured for ``idempotency_ttl_s``; an older holder gives its key
         up (the field is cleared on the old task) and the new submission is a new task."""
         if conn is None:
-            async with acquire(self.pool) as own:
+            async with acquire(self.pool, {t.tenant_id for t in tasks}) as own:
                 by_id, existing = await self._insert(own, tasks)
         else:
             with translate_errors():
@@ -213,17 +213,20 @@ class TaskStore:
             expired += len(rows)
         return expired
 
-    async def mark_published(self, ids: Sequence[UUID], at: datetime | None = None) -> None:
+    async def mark_published(
+        self, ids: Sequence[UUID], at: datetime | None = None, *, tenants: Scope = None
+    ) -> None:
         """A lost mark costs one duplicate stream entry (the relay), never a task, so its commit
         does not wait for the WAL flush. Planned for its arguments even on a pool that caches
-        plans: it names rows by id in a table that may have grown since."""
-        async with acquire(self.pool) as conn, conn.transaction():
+        plans: it names rows by id in a table that may have grown since. ``tenants``: those of
+        the tasks, on a tenant-scoped pool."""
+        async with acquire(self.pool, tenants) as conn, conn.transaction():
             await conn.execute(f"{ASYNC_COMMIT}; SET LOCAL plan_cache_mode = {CUSTOM_PLANS}")
             await conn.execute(Q["mark_published"], list(ids), at)
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
         """Record a (tenant, queue) pair; a new one wakes workers (NOTIFY) to read its streams."""
-        async with acquire(self.pool) as conn, conn.transaction():
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
                 await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
 
@@ -235,7 +238,7 @@ class TaskStore:
     # -- reads and user actions ----------------------------------------------------------------
 
     async def get(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             row = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
         if row is None:
             raise NotFound("task not found", code="task_not_found")
@@ -254,12 +257,12 @@ class TaskStore:
         sql, args = list_statement(
             status=None if status is None else str(status), type=type, queue=queue, before=before
         )
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
 
     async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             row = await conn.fetchrow(Q["cancel_task"], tenant_id, task_id)
             if row is None:
                 current = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
@@ -381,7 +384,7 @@ class TaskStore:
         return len(rows)
 
     async def attempts(self, tenant_id: UUID, task_id: UUID) -> list[dict[str, Any]]:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(Q["list_attempts"], tenant_id, task_id)
             if not rows and await conn.fetchrow(Q["get_task"], tenant_id, task_id) is None:
                 raise NotFound("task not found", code="task_not_found")
@@ -397,7 +400,7 @@ class TaskStore:
         limit: int,
     ) -> list[TaskRecord]:
         sql, args = with_filters(Q["list_dead"], type=task_type, queue=queue, before=before)
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [to_record(r) for r in rows]
 
@@ -412,7 +415,7 @@ class TaskStore:
         by: str,
     ) -> list[TaskRecord]:
         """Failed tasks back to pending (attempts reset); every replay is recorded."""
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(
                 Q["replay_dead"],
                 tenant_id,

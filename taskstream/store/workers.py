@@ -32,16 +32,22 @@ class WorkerStore:
         async with acquire(self.pool) as conn:
             await conn.execute(Q["forget"], name)
 
-    async def live(self, within_s: float) -> list[dict[str, Any]]:
-        async with acquire(self.pool) as conn:
+    async def live(self, tenant_id: UUID, within_s: float) -> list[dict[str, Any]]:
+        """Workers seen within ``within_s`` that serve a queue of the tenant; ``queues`` lists
+        only the tenant's own (a worker's other queues are other tenants' business)."""
+        async with acquire(self.pool, tenant_id) as conn:
             await conn.execute(Q["prune_workers"], within_s * 20)
-            return [dict(r) for r in await conn.fetch(Q["list_workers"], within_s)]
+            return [dict(r) for r in await conn.fetch(Q["list_workers"], within_s, tenant_id)]
 
-    async def depths(self) -> list[tuple[str, int, str, int]]:
-        async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["depths"])
+    async def depths(self, tenant_id: UUID | None) -> list[tuple[str, int, str, int]]:
+        """Tasks by queue, priority and status: the tenant's, or (None) every tenant's."""
+        async with acquire(self.pool, tenant_id) as conn:
+            if tenant_id is None:
+                rows = await conn.fetch(Q["depths_all"])
+            else:
+                rows = await conn.fetch(Q["depths"], tenant_id)
         return [(r["queue"], r["priority"], r["status"], r["n"]) for r in rows]
 
     async def queue_stats(self, tenant_id: UUID) -> list[dict[str, Any]]:
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool, tenant_id) as conn:
             return [dict(r) for r in await conn.fetch(Q["queue_stats"], tenant_id)]

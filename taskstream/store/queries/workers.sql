@@ -8,21 +8,33 @@ SET running = excluded.running, degraded = excluded.degraded, last_seen = now();
 DELETE FROM workers WHERE name = $1;
 
 -- name: list_workers
--- Workers seen recently; older rows belong to workers that died without saying goodbye.
-SELECT name, host, pid, queues, concurrency, running, degraded, started_at, last_seen,
-       extract(epoch FROM now() - last_seen)::float8 AS seen_s_ago
-FROM workers
-WHERE last_seen > now() - make_interval(secs => $1)
-ORDER BY name;
+-- Workers seen recently that serve a queue of tenant $2 (a worker without --queues serves every
+-- queue); older rows belong to workers that died without saying goodbye. A worker's queues are
+-- shown as far as they are the tenant's: the others name other tenants' queues.
+SELECT w.name, w.host, w.pid, w.concurrency, w.running, w.degraded, w.started_at, w.last_seen,
+       CASE WHEN w.queues IS NULL THEN NULL
+            ELSE ARRAY(SELECT q FROM unnest(w.queues) AS q WHERE q = ANY (mine.names) ORDER BY q)
+       END AS queues,
+       extract(epoch FROM now() - w.last_seen)::float8 AS seen_s_ago
+FROM workers w,
+     LATERAL (SELECT array_agg(name) AS names FROM queues WHERE tenant_id = $2) AS mine
+WHERE w.last_seen > now() - make_interval(secs => $1)
+  AND (w.queues IS NULL OR w.queues && mine.names)
+ORDER BY w.name;
 
 -- name: prune_workers
 DELETE FROM workers WHERE last_seen < now() - make_interval(secs => $1);
 
 -- name: depths
--- All tenants, for /metrics: non-terminal and failed tasks by queue, priority and status.
+-- One tenant's non-terminal and failed tasks by queue, priority and status (/metrics, admin key).
 SELECT queue, priority, status, count(*) AS n
-FROM tasks WHERE status IN ('pending', 'scheduled', 'processing', 'failed')
+FROM tasks WHERE tenant_id = $1 AND status IN ('pending', 'scheduled', 'processing', 'failed')
 GROUP BY queue, priority, status;
+
+-- name: depths_all
+-- Every tenant's (/metrics with the deployment's metrics token): a SECURITY DEFINER function,
+-- since API sessions see one tenant (migration 0010).
+SELECT queue, priority, status, n FROM taskstream_depths();
 
 -- name: queue_stats
 SELECT queue, priority, status, count(*) AS n,
