@@ -37,39 +37,40 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ta
 -- Migrations are the owner's business.
 REVOKE ALL ON schema_migrations FROM taskstream_api;
 
--- The tenants the session is scoped to; none when unset. STABLE and inlined, so the planner
--- evaluates it once per statement and can use it as an index condition.
+-- The tenants the session is scoped to; none when unset. The policies call it as a scalar
+-- sub-select, which PostgreSQL evaluates once per statement (an InitPlan) instead of once per
+-- row, and which can still drive an index.
 CREATE FUNCTION taskstream_scope() RETURNS uuid[]
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT coalesce(nullif(current_setting('taskstream.tenants', true), ''), '{}')::uuid[] $$;
 
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON tenants TO taskstream_api
-    USING (id = ANY (taskstream_scope())) WITH CHECK (id = ANY (taskstream_scope()));
+    USING (id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON api_keys TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE queues ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON queues TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON tasks TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE task_attempts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON task_attempts TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE task_replays ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON task_replays TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 ALTER TABLE schedules ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON schedules TO taskstream_api
-    USING (tenant_id = ANY (taskstream_scope())) WITH CHECK (tenant_id = ANY (taskstream_scope()));
+    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
 
 -- /metrics with the deployment's metrics token: depths of every tenant, nothing else.
 CREATE FUNCTION taskstream_depths()
