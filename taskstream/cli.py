@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -13,6 +16,11 @@ from .core.config import Settings
 from .core.errors import ProblemError, TaskstreamError
 from .observability.logging import configure
 from .runtime import run_async
+
+if TYPE_CHECKING:
+    from .store.tenants import KeyInfo, TenantStore
+
+T = TypeVar("T")
 
 
 def _progress(line: str) -> None:
@@ -30,36 +38,87 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+def _with_tenants(settings: Settings, fn: Callable[[TenantStore], Awaitable[T]]) -> T:
+    """Run ``fn`` with a TenantStore on a one-connection pool (short admin verbs)."""
     from .store.database import create_pool
     from .store.tenants import TenantStore
 
-    async def go() -> None:
+    async def go() -> T:
         pool = await create_pool(settings.database_url, min_size=1, max_size=1)
         try:
-            print(await TenantStore(pool).create_tenant(args.name))
+            return await fn(TenantStore(pool))
         finally:
             await pool.close()
 
-    run_async(go())
+    result: T = run_async(go())
+    return result
+
+
+def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    print(_with_tenants(settings, lambda tenants: tenants.create_tenant(args.name)))
     return 0
 
 
 def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .store.database import create_pool
-    from .store.tenants import TenantStore
+    async def create(tenants: TenantStore) -> str:
+        tenant_id = await tenants.tenant_id(args.tenant)
+        return await tenants.create_key(tenant_id, args.role, expires_in_s=args.expires_in)
 
-    async def go() -> None:
-        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
-        try:
-            tenants = TenantStore(pool)
-            key = await tenants.create_key(await tenants.tenant_id(args.tenant), args.role)
-            print(key, flush=True)  # alone on its line, shown once: only a hash is stored
-        finally:
-            await pool.close()
-
-    run_async(go())
+    key = _with_tenants(settings, create)
+    print(key, flush=True)  # alone on its line, shown once: only a hash is stored
     return 0
+
+
+def cmd_key_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def keys(tenants: TenantStore) -> list[KeyInfo]:
+        return await tenants.list_keys(await tenants.tenant_id(args.tenant))
+
+    found = _with_tenants(settings, keys)
+    if args.output == "json":
+        print(msgspec.json.encode(found).decode())
+    else:
+        print(key_table(found))
+    return 0
+
+
+def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    prefix = args.prefix.split("_")[1] if args.prefix.startswith("tsk_") else args.prefix
+    tenant, info = _with_tenants(settings, lambda tenants: tenants.revoke_any(prefix))
+    when = _when(info.revoked_at)
+    _progress(f"revoked key {info.prefix} (tenant {tenant}, role {info.role}) at {when}")
+    return 0
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def key_table(keys: Sequence[KeyInfo]) -> str:
+    """Keys as an aligned table (never the secret: it is not stored)."""
+    head = ("PREFIX", "ROLE", "CREATED", "LAST USED", "EXPIRES", "REVOKED")
+    rows = [head] + [
+        (k.prefix, k.role, _when(k.created_at), _when(k.last_used_at), _when(k.expires_at),
+         _when(k.revoked_at))
+        for k in keys
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)  # fmt: skip
+
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_s(text: str) -> int:
+    """``90d``, ``12h``, ``30m``, ``3600s`` or plain seconds, as seconds (> 0)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)] if match else 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use e.g. 90d, 12h, 30m, 3600s or seconds"
+        )
+    return seconds
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
@@ -193,7 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     kc = key_verbs.add_parser("create", help="create an API key; prints it once")
     kc.add_argument("--tenant", required=True, help="tenant name")
     kc.add_argument("--role", required=True, choices=["admin", "operator", "submitter", "viewer"])
+    kc.add_argument(
+        "--expires-in", type=duration_s, metavar="DURATION", help="e.g. 90d, 12h, 30m, 3600s"
+    )
     kc.set_defaults(fn=cmd_key_create)
+    kl = key_verbs.add_parser("list", help="a tenant's keys (never the secrets)")
+    kl.add_argument("--tenant", required=True, help="tenant name")
+    kl.add_argument("--output", choices=["table", "json"], default="table")
+    kl.set_defaults(fn=cmd_key_list)
+    kr = key_verbs.add_parser("revoke", help="revoke a key: refused within the cache TTL")
+    kr.add_argument("prefix", help="the key's prefix (the part after tsk_)")
+    kr.set_defaults(fn=cmd_key_revoke)
     return parser
 
 

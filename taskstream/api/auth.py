@@ -1,27 +1,150 @@
-"""API-key authentication with a short in-memory cache, and role checks."""
+"""API-key authentication: a per-prefix cache, cheap wrong keys, a per-address throttle on
+failures, last-used bookkeeping off the request path, and role checks.
+
+What a request costs, by the key it carries:
+- a key verified in the last ``ttl_s``: no database round trip (a SHA-256 and a compare);
+- a malformed key, a prefix looked up in the last ``ttl_s`` and found missing, or a known prefix
+  with the wrong secret: no database round trip either;
+- a prefix not seen for ``ttl_s``: one look-up (concurrent requests for it share it).
+An address past ``failures_per_minute`` failures gets 429 for further failures; a key that
+verifies is served. An unseen prefix from such an address is looked up while a small budget
+shared by all throttled addresses lasts (``PROBE_BURST``, refilled ``PROBES_PER_S``); past it,
+it is checked against the set of live prefixes, loaded at most once a second, and looked up only
+if there. So throttled traffic costs PostgreSQL at most about two statements a second, and a
+valid key is refused only if it was created after that set was loaded (under a second ago)
+while throttled traffic had spent the budget: it gets 429 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from litestar import Request
+import structlog
+from litestar import Request, Response
+from litestar.types import ExceptionHandlersMap
 
-from ..core.errors import Forbidden, Unauthenticated
+from ..core.errors import Forbidden, ProblemError, TaskstreamError, Unauthenticated
 from ..core.rbac import Action, allows
-from ..store.tenants import Principal, TenantStore
+from ..store.tenants import Check, KeyRecord, Principal, split_key
+from .problems import problem
 
-MAX_CACHED = 10_000
+log = structlog.get_logger("taskstream.api")
+MAX_CACHED = 10_000  # known prefixes (a row each, ~300 bytes)
+MAX_MISSING = 4_096  # prefixes found missing, kept for ttl_s
+MAX_ADDRESSES = 10_000  # client addresses with failures in the current minute
+TOUCH_EVERY_S = 60.0  # last_used_at is written at most this often per key
+DIRECTORY_EVERY_S = 1.0  # live prefixes are reloaded at most this often
+WINDOW_S = 60.0
+PROBE_BURST = 5  # look-ups of unseen prefixes for throttled addresses, all together
+PROBES_PER_S = 1.0
+
+
+class KeySource(Protocol):
+    """What the authenticator needs of the store (``TenantStore``)."""
+
+    async def verify(self, key: str) -> KeyRecord | None: ...
+    async def live_prefixes(self, now: float | None = None) -> frozenset[str]: ...
+    async def touch(self, used: dict[str, float]) -> None: ...
+
+
+class TooManyAuthFailures(ProblemError):
+    status = 429
+    code = "too_many_auth_failures"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many wrong API keys from this address; retry in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s
+
+
+def handle_too_many_auth_failures(
+    _: Request[Any, Any, Any], exc: TooManyAuthFailures
+) -> Response[bytes]:
+    return problem(
+        429,
+        exc.code,
+        exc.detail,
+        headers={"Retry-After": str(exc.retry_after_s)},
+        extra={"retry_after_s": exc.retry_after_s},
+    )
+
+
+# Added to the app's handlers: problems.py maps no headers from a ProblemError yet.
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {TooManyAuthFailures: handle_too_many_auth_failures}
+
+
+class FailureThrottle:
+    """Failed authentications per client address in fixed one-minute windows; bounded memory
+    (the address idle longest is forgotten first). Pure: ``now`` is an argument."""
+
+    def __init__(self, per_minute: int, max_addresses: int = MAX_ADDRESSES) -> None:
+        self.per_minute = per_minute
+        self.max_addresses = max_addresses
+        self._windows: collections.OrderedDict[str, tuple[float, int]] = collections.OrderedDict()
+
+    def _window(self, address: str, now: float) -> tuple[float, int]:
+        start, count = self._windows.get(address, (now, 0))
+        return (now, 0) if now - start >= WINDOW_S else (start, count)
+
+    def _retry_after_s(self, start: float, now: float) -> int:
+        return max(1, math.ceil(start + WINDOW_S - now))
+
+    def blocked(self, address: str, now: float) -> int | None:
+        """Seconds to wait if the next failure from ``address`` would be refused, else None."""
+        start, count = self._window(address, now)
+        return self._retry_after_s(start, now) if count >= self.per_minute else None
+
+    def fail(self, address: str, now: float) -> int | None:
+        """Count a failure; seconds to wait if it is past the limit, else None."""
+        start, count = self._window(address, now)
+        self._windows[address] = (start, count + 1)
+        self._windows.move_to_end(address)
+        while len(self._windows) > self.max_addresses:
+            self._windows.popitem(last=False)
+        return self._retry_after_s(start, now) if count + 1 > self.per_minute else None
+
+
+class _Entry:
+    __slots__ = ("fetched_at", "record", "touched_at")
+
+    def __init__(self, record: KeyRecord, fetched_at: float) -> None:
+        self.record = record
+        self.fetched_at = fetched_at
+        self.touched_at = record.last_used_at  # as far as this process knows
 
 
 class Authenticator:
-    """Verifies ``Authorization: Bearer`` keys. A verified key is trusted for ``ttl_s`` so the
-    hot path needs no database round trip; revocation therefore takes effect within ``ttl_s``."""
+    """Verifies ``Authorization: Bearer`` keys. A key's row is trusted for ``ttl_s`` (its expiry
+    is checked on every request), so a revoked key is refused within ``ttl_s`` — at once by the
+    process that revoked it."""
 
-    def __init__(self, tenants: TenantStore, ttl_s: float) -> None:
+    def __init__(
+        self,
+        tenants: KeySource,
+        ttl_s: float,
+        failures_per_minute: int = 30,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.tenants = tenants
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        self.clock = clock
+        self.throttle = FailureThrottle(failures_per_minute)
+        self._known: dict[str, _Entry] = {}
+        self._missing: dict[str, float] = {}  # prefix -> when it was found missing
+        self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._directory: tuple[float, frozenset[str]] = (-math.inf, frozenset())
+        self._directory_lock = asyncio.Lock()
+        self._used: dict[str, float] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._probes = (float(PROBE_BURST), clock())  # (tokens, when counted)
 
     async def principal(self, request: Request[Any, Any, Any], action: Action) -> Principal:
         header = request.headers.get("authorization", "")
@@ -30,20 +153,120 @@ class Authenticator:
             raise Unauthenticated(
                 "send an API key as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
-        who = await self._verify(key.strip())
+        address = request.client.host if request.client else "unknown"
+        who = await self.verify(key.strip(), address)
         if not allows(who.role, action):
             raise Forbidden(f"role {who.role!r} may not {action.value}", code="forbidden")
         return who
 
-    async def _verify(self, key: str) -> Principal:
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        who = await self.tenants.verify(key)
-        if who is None:
-            raise Unauthenticated("unknown or revoked API key", code="invalid_api_key")
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        self._cache[key] = (who, now + self.ttl_s)
-        return who
+    async def verify(self, key: str, address: str) -> Principal:
+        now = self.clock()
+        parts = split_key(key)
+        record = await self._record(parts, key, address, now) if parts else None
+        check = record.check(parts[1], now) if record and parts else Check.WRONG
+        if check is Check.VALID and record is not None:
+            self._note_use(record.prefix, now)
+            return record.principal()
+        retry_after_s = self.throttle.fail(address, now)
+        if retry_after_s is not None:
+            raise TooManyAuthFailures(retry_after_s)
+        if check is Check.EXPIRED:
+            raise Unauthenticated("this API key has expired", code="expired_api_key")
+        raise Unauthenticated("unknown or revoked API key", code="invalid_api_key")
+
+    def forget(self, prefix: str) -> None:
+        """Drop what this process knows of a key (it was just revoked here)."""
+        self._known.pop(prefix, None)
+
+    async def _record(
+        self, parts: tuple[str, str], key: str, address: str, now: float
+    ) -> KeyRecord | None:
+        prefix, secret = parts
+        entry = self._known.get(prefix)
+        if entry is not None and now - entry.fetched_at < self.ttl_s:
+            return entry.record
+        if entry is not None and entry.record.check(secret, now) is Check.WRONG:
+            return entry.record  # a key's hash never changes: this secret will never match
+        missing_at = self._missing.get(prefix)
+        if missing_at is not None and now - missing_at < self.ttl_s:
+            return None
+        # An address already past its limit asks the database only about prefixes that exist.
+        if (
+            entry is None
+            and self.throttle.blocked(address, now) is not None
+            and not self._take_probe(now)
+            and prefix not in await self._live_prefixes(now)
+        ):
+            return None
+        record = await self._fetch(prefix, key)
+        if record is None:
+            self._remember_missing(prefix, now)
+            self._known.pop(prefix, None)
+            return None
+        self._missing.pop(prefix, None)
+        fresh = _Entry(record, now)
+        if entry is not None and (entry.touched_at or 0) > (fresh.touched_at or 0):
+            fresh.touched_at = entry.touched_at
+        self._known.pop(prefix, None)
+        self._known[prefix] = fresh
+        while len(self._known) > MAX_CACHED:
+            self._known.pop(next(iter(self._known)))
+        return record
+
+    async def _fetch(self, prefix: str, key: str) -> KeyRecord | None:
+        """One look-up per prefix at a time, shared by every request waiting for it."""
+        pending = self._inflight.get(prefix)
+        if pending is None:
+            pending = asyncio.ensure_future(self.tenants.verify(key))
+            self._inflight[prefix] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(prefix, None))
+        return await asyncio.shield(pending)
+
+    def _take_probe(self, now: float) -> bool:
+        tokens, at = self._probes
+        tokens = min(float(PROBE_BURST), tokens + max(0.0, now - at) * PROBES_PER_S)
+        self._probes = (tokens - 1, now) if tokens >= 1 else (tokens, now)
+        return tokens >= 1
+
+    def _remember_missing(self, prefix: str, now: float) -> None:
+        self._missing[prefix] = now
+        while len(self._missing) > MAX_MISSING:
+            self._missing.pop(next(iter(self._missing)))
+
+    async def _live_prefixes(self, now: float) -> frozenset[str]:
+        async with self._directory_lock:
+            loaded_at, prefixes = self._directory
+            if now - loaded_at >= DIRECTORY_EVERY_S:
+                prefixes = await self.tenants.live_prefixes(now)
+                self._directory = (now, prefixes)
+        return prefixes
+
+    def _note_use(self, prefix: str, now: float) -> None:
+        entry = self._known.get(prefix)
+        if entry is None or (
+            entry.touched_at is not None and now - entry.touched_at < TOUCH_EVERY_S
+        ):
+            return
+        entry.touched_at = now
+        self._used[prefix] = now
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Write last-used times in the background; a failure loses them (they are advisory)."""
+        while self._used:
+            used, self._used = self._used, {}
+            try:
+                await self.tenants.touch(used)
+            except TaskstreamError as exc:  # an outage: the times are advisory, let them go
+                log.warning("could not record key use", error=str(exc), keys=len(used))
+                return
+            except Exception:  # a bug: logged once, and it must not end the process
+                log.exception("could not record key use", keys=len(used))
+                return
+
+    async def aclose(self) -> None:
+        """Write the last-used times still pending (at shutdown)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._flush()

@@ -3,22 +3,30 @@ is kept only as a SHA-256 and compared in constant time."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
+import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
 
-from ..core.errors import Conflict, NotFound
+from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.ids import uuid7
 from . import queries
 from .database import acquire
 
 Q = queries.load("tenants")
 ROLES = ("admin", "operator", "submitter", "viewer")
+MAX_EXPIRES_IN_S = 10 * 366 * 86_400  # ten years: anything longer is a key that never expires
+# What create_key issues: 12 hex digits, then 32 URL-safe characters without '_'. Anything else
+# is refused before a database look-up.
+_KEY = re.compile(r"tsk_([0-9a-f]{12})_([A-Za-z0-9-]{16,64})")
+_PREFIX = re.compile(r"[0-9a-f]{12}")
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -29,18 +37,80 @@ class Principal(msgspec.Struct, frozen=True):
     key_prefix: str  # public part of the key: names the actor in audit records
 
 
+class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A key as its tenant's admins see it: never the secret."""
+
+    prefix: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedKey(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # shown once: only its hash is stored
+    info: KeyInfo
+
+
+class Check(enum.Enum):
+    VALID = "valid"
+    WRONG = "wrong"  # no such key, or the secret does not match
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What verification needs of a key's row; safe to cache (it holds only the hash)."""
+
+    prefix: str
+    tenant_id: UUID
+    role: str
+    secret_hash: bytes
+    expires_at: float | None  # Unix time
+    revoked: bool
+    last_used_at: float | None  # Unix time
+
+    def check(self, secret: str, now: float) -> Check:
+        """The secret is compared first, so a caller without it learns nothing of the key."""
+        if not hmac.compare_digest(self.secret_hash, hash_secret(secret)):
+            return Check.WRONG
+        if self.revoked:
+            return Check.REVOKED
+        if self.expires_at is not None and now >= self.expires_at:
+            return Check.EXPIRED
+        return Check.VALID
+
+    def principal(self) -> Principal:
+        return Principal(self.tenant_id, self.role, self.prefix)
+
+
 def split_key(key: str) -> tuple[str, str] | None:
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != "tsk" or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
+    """(prefix, secret) of a well-formed key, else None."""
+    match = _KEY.fullmatch(key)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def _check_prefix(prefix: str) -> None:
+    # Checked at the door: nothing a client sends reaches PostgreSQL unchecked (NUL, length).
+    if not _PREFIX.fullmatch(prefix):
+        raise NotFound(f"no key with prefix {prefix[:40]!r}", code="key_not_found")
+
+
+def _unix(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
 class TenantStore:
+    """Tenants and keys. On the API's tenant-scoped pool (Row-Level Security) a key's own
+    tenant is named for every statement about it; what runs before the tenant is known (verify,
+    live prefixes, last-used times) goes through the SECURITY DEFINER functions of 0009. The
+    CLI's verbs (tenants, ``revoke_any``) run on the owner's pool."""
+
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
 
@@ -63,26 +133,90 @@ class TenantStore:
             raise NotFound(f"no tenant named {name!r}", code="tenant_not_found")
         return UUID(str(row["id"]))
 
-    async def create_key(self, tenant_id: UUID, role: str) -> str:
+    async def issue_key(
+        self, tenant_id: UUID, role: str, *, expires_in_s: float | None = None
+    ) -> IssuedKey:
         """A new key, returned once; only its hash is stored."""
         if role not in ROLES:
             raise Conflict(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+        if expires_in_s is not None and not 0 < expires_in_s <= MAX_EXPIRES_IN_S:
+            raise Unprocessable(
+                f"expires_in_s must be between 1 and {MAX_EXPIRES_IN_S} seconds",
+                code="invalid_expiry",
+            )
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(24).replace("_", "x")
-        async with acquire(self.pool) as conn:
-            await conn.execute(
-                Q["create_key"], uuid7(), tenant_id, prefix, hash_secret(secret), role
+        async with acquire(self.pool, tenant_id) as conn:
+            row = await conn.fetchrow(
+                Q["create_key"], uuid7(), tenant_id, prefix, hash_secret(secret), role, expires_in_s
             )
-        return f"tsk_{prefix}_{secret}"
+        return IssuedKey(key=f"tsk_{prefix}_{secret}", info=KeyInfo(**dict(row)))
 
-    async def verify(self, key: str) -> Principal | None:
-        """The principal behind ``key``, or None for a malformed, unknown or revoked key."""
+    async def create_key(
+        self, tenant_id: UUID, role: str, *, expires_in_s: float | None = None
+    ) -> str:
+        """The key alone (what the CLI prints and tests use)."""
+        return (await self.issue_key(tenant_id, role, expires_in_s=expires_in_s)).key
+
+    async def verify(self, key: str) -> KeyRecord | None:
+        """The row behind a well-formed ``key``'s prefix (revoked and expired ones too; judge it
+        with :meth:`KeyRecord.check`), or None: malformed key, or no key has that prefix.
+        One database look-up, through ``taskstream_key_by_prefix`` (the tenant is not known
+        yet, so Row-Level Security would hide the row)."""
         parts = split_key(key)
         if parts is None:
             return None
-        prefix, secret = parts
+        prefix = parts[0]
         async with acquire(self.pool) as conn:
             row = await conn.fetchrow(Q["key_by_prefix"], prefix)
-        if row is None or not hmac.compare_digest(bytes(row["secret_hash"]), hash_secret(secret)):
+        if row is None:
             return None
-        return Principal(row["tenant_id"], row["role"], prefix)
+        return KeyRecord(
+            prefix=prefix,
+            tenant_id=row["tenant_id"],
+            role=row["role"],
+            secret_hash=bytes(row["secret_hash"]),
+            expires_at=_unix(row["expires_at"]),
+            revoked=row["revoked_at"] is not None,
+            last_used_at=_unix(row["last_used_at"]),
+        )
+
+    async def live_prefixes(self, now: float | None = None) -> frozenset[str]:
+        """Prefixes of every key neither revoked nor expired (one statement)."""
+        at = datetime.fromtimestamp(now, UTC) if now is not None else None
+        async with acquire(self.pool) as conn:
+            found = await conn.fetchval(Q["live_key_prefixes"], at)
+        return frozenset(found or ())
+
+    async def touch(self, used: dict[str, float]) -> None:
+        """Record when keys were last used: ``used`` maps prefixes to a Unix time."""
+        if not used:
+            return
+        at = [datetime.fromtimestamp(t, UTC) for t in used.values()]
+        async with acquire(self.pool) as conn:
+            await conn.execute(Q["touch_keys"], list(used), at)
+
+    async def list_keys(self, tenant_id: UUID) -> list[KeyInfo]:
+        async with acquire(self.pool, tenant_id) as conn:
+            rows = await conn.fetch(Q["list_keys"], tenant_id)
+        return [KeyInfo(**dict(r)) for r in rows]
+
+    async def revoke_key(self, tenant_id: UUID, prefix: str) -> KeyInfo:
+        """Revoke one of the tenant's keys; another tenant's prefix is as missing as an unknown
+        one. Revoking twice is not an error (the first time is kept)."""
+        _check_prefix(prefix)
+        async with acquire(self.pool, tenant_id) as conn:
+            row = await conn.fetchrow(Q["revoke_key"], prefix, tenant_id)
+        if row is None:
+            raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
+        return KeyInfo(**dict(row))
+
+    async def revoke_any(self, prefix: str) -> tuple[str, KeyInfo]:
+        """Revoke a key of any tenant (the operator's CLI): (tenant name, key)."""
+        _check_prefix(prefix)
+        async with acquire(self.pool) as conn:
+            row = await conn.fetchrow(Q["revoke_key_any_tenant"], prefix)
+        if row is None:
+            raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
+        fields = dict(row)
+        return fields.pop("tenant"), KeyInfo(**fields)

@@ -7,9 +7,37 @@ RETURNING id;
 SELECT id, name FROM tenants WHERE name = $1;
 
 -- name: create_key
-INSERT INTO api_keys (id, tenant_id, prefix, secret_hash, role) VALUES ($1, $2, $3, $4, $5);
+-- $6: seconds until it expires (NULL: never).
+INSERT INTO api_keys (id, tenant_id, prefix, secret_hash, role, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6::float8))
+RETURNING prefix, role, created_at, last_used_at, expires_at, revoked_at;
 
 -- name: key_by_prefix
-SELECT k.tenant_id, k.secret_hash, k.role
-FROM api_keys k
-WHERE k.prefix = $1 AND k.revoked_at IS NULL;
+-- Before the tenant is known: through the SECURITY DEFINER function (0009), past RLS.
+SELECT tenant_id, secret_hash, role, expires_at, revoked_at, last_used_at
+FROM taskstream_key_by_prefix($1);
+
+-- name: live_key_prefixes
+SELECT array_agg(p) FROM taskstream_live_key_prefixes(coalesce($1, now())) AS p;
+
+-- name: touch_keys
+SELECT taskstream_touch_keys($1::text[], $2::timestamptz[]);
+
+-- name: list_keys
+SELECT prefix, role, created_at, last_used_at, expires_at, revoked_at
+FROM api_keys WHERE tenant_id = $1
+ORDER BY created_at, prefix;
+
+-- name: revoke_key
+-- Revoking twice keeps the first time.
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE prefix = $1 AND tenant_id = $2
+RETURNING prefix, role, created_at, last_used_at, expires_at, revoked_at;
+
+-- name: revoke_key_any_tenant
+-- The operator's CLI (runs as the table owner): the prefix alone names the key.
+UPDATE api_keys k SET revoked_at = coalesce(k.revoked_at, now())
+FROM tenants t
+WHERE k.prefix = $1 AND t.id = k.tenant_id
+RETURNING t.name AS tenant, k.prefix, k.role, k.created_at, k.last_used_at, k.expires_at,
+    k.revoked_at;

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from taskstream.core.rbac import ALLOWED, Action, allows
+from taskstream.core.rbac import ALLOWED, Action, allows, may_grant
 
 A = Action
 ROLES = ["viewer", "submitter", "operator", "admin"]
@@ -14,7 +14,7 @@ MATRIX = {
     "viewer": {A.READ},
     "submitter": {A.READ, A.SUBMIT},
     "operator": {A.READ, A.SUBMIT, A.OPERATE},
-    "admin": {A.READ, A.SUBMIT, A.OPERATE, A.ADMIN},
+    "admin": {A.READ, A.SUBMIT, A.OPERATE, A.ADMIN, A.MANAGE_KEYS},
 }
 
 
@@ -34,3 +34,14 @@ def test_each_role_includes_the_one_below() -> None:
     assert list(ALLOWED) == ROLES
     for lower, higher in itertools.pairwise(ROLES):
         assert ALLOWED[lower] < ALLOWED[higher]
+
+
+@pytest.mark.parametrize("granter", ROLES)
+@pytest.mark.parametrize("role", ROLES)
+def test_a_key_mints_keys_of_its_own_role_or_below(granter: str, role: str) -> None:
+    assert may_grant(granter, role) is (ROLES.index(role) <= ROLES.index(granter))
+
+
+@pytest.mark.parametrize(("granter", "role"), [("root", "viewer"), ("admin", "root"), ("", "")])
+def test_unknown_roles_grant_nothing(granter: str, role: str) -> None:
+    assert not may_grant(granter, role)
