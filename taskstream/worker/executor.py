@@ -17,9 +17,11 @@ from ..core.outcomes import Fail, Outcome, OutcomeKind, Retry
 from ..core.retry import RetryPolicy, next_run_at
 from .context import TaskContext
 from .registry import TaskDefinition
+from .storable import MAX_ERROR_CHARS, result_problem, storable_text
 
 _encode = msgspec.json.Encoder().encode
-MAX_ERROR_CHARS = 2000
+# A retry's delay is capped so its date stays inside datetime's (and PostgreSQL's) range.
+MAX_RETRY_DELAY_S = 100 * 365 * 86_400.0
 
 
 def _error_text(exc: BaseException) -> str:
@@ -27,7 +29,7 @@ def _error_text(exc: BaseException) -> str:
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     frames = traceback.extract_tb(exc.__traceback__)[-3:]
     where = "".join(traceback.format_list(frames)).rstrip()
-    return f"{message}\n{where}"[:MAX_ERROR_CHARS] if where else message[:MAX_ERROR_CHARS]
+    return (f"{message}\n{where}" if where else message)[:MAX_ERROR_CHARS]
 
 
 async def execute(
@@ -76,7 +78,8 @@ async def execute(
     duration = time.perf_counter() - started
     try:
         encoded = _encode(result)
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
+        # ValueError: a str that is not UTF-8 (lone surrogates); RecursionError: nested too deep
         return Outcome(
             kind=OutcomeKind.FAIL, error=f"result is not JSON: {exc}", duration_s=duration
         )
@@ -86,6 +89,8 @@ async def execute(
             duration_s=duration,
             error=f"result of {len(encoded)} bytes exceeds {max_result_bytes}",
         )
+    if problem := result_problem(encoded):
+        return Outcome(kind=OutcomeKind.FAIL, duration_s=duration, error=problem)
     return Outcome(kind=OutcomeKind.COMPLETED, result_json=encoded, duration_s=duration)
 
 
@@ -155,19 +160,19 @@ def decide(
             task_id=task.id,
             lease_epoch=task.lease_epoch,
             status=TaskStatus.FAILED,
-            error=outcome.error,
+            error=storable_text(outcome.error),
             outcome=str(outcome.kind),
             duration_s=outcome.duration_s,
         )
     if outcome.delay_s is not None:
-        run_at = now + timedelta(seconds=max(0.0, outcome.delay_s))
+        run_at = now + timedelta(seconds=min(max(0.0, outcome.delay_s), MAX_RETRY_DELAY_S))
     else:
         run_at = next_run_at(now, task.attempt, policy, unit_random)
     return Finish(
         task_id=task.id,
         lease_epoch=task.lease_epoch,
         status=TaskStatus.SCHEDULED,
-        error=outcome.error,
+        error=storable_text(outcome.error),
         run_at=run_at,
         outcome=str(outcome.kind),
         duration_s=outcome.duration_s,

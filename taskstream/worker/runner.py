@@ -38,6 +38,7 @@ from .completer import Completer
 from .context import TaskContext
 from .executor import decide, execute
 from .registry import Registry, TaskDefinition
+from .storable import refused
 
 log = structlog.get_logger("taskstream.worker")
 QUEUE_REFRESH_S = 1.0
@@ -342,8 +343,15 @@ class Worker:
             await tx.settle(commit=False)
             self.completer.put(finish, slot.entry)
             return
-        ok = await self.store.finish([finish], conn=tx.conn, worker=self.name)
-        await tx.settle(commit=bool(ok))
+        try:
+            ok = await self.store.finish([finish], conn=tx.conn, worker=self.name)
+            await tx.settle(commit=bool(ok))
+        except Unavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refused (e.g. the handler left it aborted)
+            await tx.settle(commit=False)
+            self.completer.put(refused(finish, exc), slot.entry)
+            return
         if ok:
             await self.completer.ack_quietly([slot.entry])
         self.completer.written += 1
