@@ -7,14 +7,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from ..core.errors import Conflict
 from ..core.rbac import Action
+from .openapi import BEARER, problems, request_body
 from .schemas import TaskOut, TaskPage
-from .tasks import decode_body, page_args, parse_task_id, to_json
+from .tasks import Cursor, Limit, TaskId, cursor_id, decode_body, next_cursor, parse_task_id
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,27 +45,35 @@ class AttemptsOut(msgspec.Struct, kw_only=True):
     items: list[AttemptOut]
 
 
-@get("/v1/dead-letters", summary="Failed tasks (the dead-letter queue), newest first")
+@get(
+    "/v1/dead-letters",
+    summary="Failed tasks (the dead-letter queue), newest first",
+    responses=problems(),
+    security=BEARER,
+)
 async def list_dead_letters(
     request: Request[Any, Any, Any],
     state: State,
     type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's name
     queue: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 50,
-    cursor: FromQuery[str | None] = None,
-) -> Response[bytes]:
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TaskPage:
     who = await state.auth.principal(request, Action.READ)
     rows = await state.tasks.list_dead(
-        who.tenant_id, task_type=type, queue=queue, before=page_args(limit, cursor), limit=limit
+        who.tenant_id, task_type=type, queue=queue, before=cursor_id(cursor), limit=limit
     )
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return to_json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))
+    return TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor(rows, limit))
 
 
-@post("/v1/tasks/{task_id:str}/retry", summary="Replay one failed task", status_code=200)
-async def retry_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[bytes]:
+@post(
+    "/v1/tasks/{task_id:str}/retry",
+    summary="Replay one failed task",
+    status_code=200,
+    responses=problems(403, 404, 409),
+    security=BEARER,
+)
+async def retry_task(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> TaskOut:
     who = await state.auth.principal(request, Action.OPERATE)
     tid = parse_task_id(task_id)
     replayed = await state.tasks.replay(
@@ -77,11 +86,18 @@ async def retry_task(
             code="invalid_state",
         )
     await state.intake.publish_now(replayed)
-    return to_json(TaskOut.of(replayed[0]))
+    return TaskOut.of(replayed[0])
 
 
-@post("/v1/dead-letters/replay", summary="Replay failed tasks matching a filter", status_code=200)
-async def replay_dead_letters(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+@post(
+    "/v1/dead-letters/replay",
+    summary="Replay failed tasks matching a filter",
+    status_code=200,
+    opt=request_body(ReplayFilter),
+    responses=problems(403, 413, 415, 422),
+    security=BEARER,
+)
+async def replay_dead_letters(request: Request[Any, Any, Any], state: State) -> ReplayOut:
     who = await state.auth.principal(request, Action.OPERATE)
     f = await decode_body(request, ReplayFilter)
     replayed = await state.tasks.replay(
@@ -93,16 +109,21 @@ async def replay_dead_letters(request: Request[Any, Any, Any], state: State) -> 
         by=who.key_prefix,
     )
     await state.intake.publish_now(replayed)
-    return to_json(ReplayOut(replayed=len(replayed), items=[TaskOut.of(t) for t in replayed]))
+    return ReplayOut(replayed=len(replayed), items=[TaskOut.of(t) for t in replayed])
 
 
-@get("/v1/tasks/{task_id:str}/attempts", summary="A task's attempt history")
+@get(
+    "/v1/tasks/{task_id:str}/attempts",
+    summary="A task's attempt history",
+    responses=problems(404),
+    security=BEARER,
+)
 async def list_attempts(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[bytes]:
+    request: Request[Any, Any, Any], state: State, task_id: TaskId
+) -> AttemptsOut:
     who = await state.auth.principal(request, Action.READ)
     rows = await state.tasks.attempts(who.tenant_id, parse_task_id(task_id))
-    return to_json(AttemptsOut(items=[msgspec.convert(r, AttemptOut) for r in rows]))
+    return AttemptsOut(items=[msgspec.convert(r, AttemptOut) for r in rows])
 
 
 ROUTES = [list_dead_letters, retry_task, replay_dead_letters, list_attempts]

@@ -1,18 +1,21 @@
-"""What operators look at: queue depths of their tenant and the live workers."""
+"""What operators look at: queue depths of their tenant, the live workers, and Prometheus."""
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from ..core.models import Priority
 from ..core.rbac import Action
 from ..observability.metrics import exposition, set_depths
-from .tasks import to_json
+from .openapi import BEARER, problems
 
 
 class QueueOut(msgspec.Struct, kw_only=True):
@@ -61,23 +64,68 @@ def _queues(rows: list[dict[str, Any]]) -> list[QueueOut]:
     return sorted(out.values(), key=lambda q: q.queue)
 
 
-@get("/v1/queues", summary="Depth per queue and priority, delayed, processing, dead, oldest age")
-async def list_queues(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+@get(
+    "/v1/queues",
+    summary="Depth per queue and priority, delayed, processing, dead, oldest age",
+    responses=problems(),
+    security=BEARER,
+)
+async def list_queues(request: Request[Any, Any, Any], state: State) -> QueuesOut:
     who = await state.auth.principal(request, Action.READ)
-    return to_json(QueuesOut(items=_queues(await state.workers.queue_stats(who.tenant_id))))
+    return QueuesOut(items=_queues(await state.workers.queue_stats(who.tenant_id)))
 
 
-@get("/v1/workers", summary="Workers that sent a heartbeat recently")
-async def list_workers(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    await state.auth.principal(request, Action.OPERATE)
-    rows = await state.workers.live(state.settings.visibility_timeout_s + 5)
-    items = [msgspec.convert(r, WorkerOut, from_attributes=False, strict=False) for r in rows]
-    return to_json(WorkersOut(items=items))
+@get(
+    "/v1/workers",
+    summary="Live workers that serve a queue of this tenant, with only its queues",
+    responses=problems(403),
+    security=BEARER,
+)
+async def list_workers(request: Request[Any, Any, Any], state: State) -> WorkersOut:
+    who = await state.auth.principal(request, Action.OPERATE)
+    rows = await state.workers.live(who.tenant_id, state.settings.visibility_timeout_s + 5)
+    return WorkersOut(
+        items=[msgspec.convert(r, WorkerOut, from_attributes=False, strict=False) for r in rows]
+    )
 
 
-@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics(state: State) -> Response[bytes]:
-    rows = await state.workers.depths()
+async def _metrics_tenant(request: Request[Any, Any, Any], state: State) -> UUID | None:
+    """Whose queue depths a scrape may see: every tenant's with the operator's metrics token
+    (None), else the tenant of an admin key. Anything else is a 401 or 403."""
+    token: str | None = state.settings.metrics_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a header may hold.
+    if (
+        token
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    ):
+        return None
+    # No action is "admin only" by name, but only the admin role has ADMIN (core/rbac.py).
+    who = await state.auth.principal(request, Action.ADMIN)
+    tenant_id: UUID = who.tenant_id
+    return tenant_id
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics: the metrics token, or an admin key (its tenant's depths only)",
+    media_type="text/plain; version=0.0.4",
+    responses={
+        200: ResponseSpec(
+            str,
+            description="Prometheus text format",
+            media_type="text/plain",
+            generate_examples=False,
+        ),
+        **problems(403),
+    },
+    security=BEARER,
+)
+async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    rows = await state.workers.depths(await _metrics_tenant(request, state))
+    # No await between setting the gauges and reading them: a concurrent scrape for another
+    # tenant cannot interleave.
     set_depths((q, Priority(p).label, s, n) for q, p, s, n in rows)
     return Response(exposition(), media_type="text/plain; version=0.0.4")
 

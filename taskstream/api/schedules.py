@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import PathParameter
 
 from ..core.errors import NotFound, Unprocessable
 from ..core.ids import uuid7
@@ -18,18 +18,25 @@ from ..core.rbac import Action
 from ..core.schedule import InvalidSchedule, fires_after, next_fire, validate
 from ..store.schedules import ScheduleRow
 from .intake import build
-from .schemas import PriorityName, SubmitTask
-from .tasks import decode_body, to_json
+from .openapi import BEARER, problems, request_body
+from .schemas import Name, PriorityName, SubmitTask
+from .tasks import decode_body
 
+# msgspec matches a pattern with re.search, where `$` also matches before a final newline: the
+# newline is refused in ScheduleIn.__post_init__ (a `\Z` here would not mean the same to the
+# schema's readers, JSON Schema patterns being ECMA-262).
 NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+ScheduleId = Annotated[
+    str, PathParameter(description="A schedule id (UUID); any other text is a 404")
+]
 MisfireName = Literal["run_once", "run_all", "skip"]
 _encode = msgspec.json.Encoder().encode
 
 
 class TaskTemplateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    type: str
+    type: Name
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
-    queue: str | None = None
+    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     priority: PriorityName = "normal"
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
@@ -44,6 +51,10 @@ class ScheduleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     misfire_grace_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
     max_catch_up: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     paused: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name.endswith("\n"):
+            raise ValueError("a schedule name may not end in a newline")
 
 
 class SchedulePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -132,8 +143,16 @@ def _schedule_id(raw: str) -> UUID:
         raise NotFound("schedule not found", code="schedule_not_found") from None
 
 
-@post("/v1/schedules", summary="Create a cron schedule", status_code=201)
-async def create_schedule(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+@post(
+    "/v1/schedules",
+    summary="Create a cron schedule",
+    status_code=201,
+    response_description="The schedule, created",
+    opt=request_body(ScheduleIn),
+    responses=problems(403, 409, 413, 415, 422),
+    security=BEARER,
+)
+async def create_schedule(request: Request[Any, Any, Any], state: State) -> ScheduleOut:
     who = await state.auth.principal(request, Action.OPERATE)
     body = await decode_body(request, ScheduleIn)
     _check_cron(body.cron, body.timezone)
@@ -146,29 +165,39 @@ async def create_schedule(request: Request[Any, Any, Any], state: State) -> Resp
         next_run_at=next_fire(body.cron, body.timezone, now), last_run_at=None,
         last_lag_ms=None, created_at=now, updated_at=now,
     )  # fmt: skip
-    return to_json(ScheduleOut.of(await state.schedules.create(row)), 201)
+    return ScheduleOut.of(await state.schedules.create(row))
 
 
-@get("/v1/schedules", summary="List schedules")
-async def list_schedules(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+@get("/v1/schedules", summary="List schedules", responses=problems(), security=BEARER)
+async def list_schedules(request: Request[Any, Any, Any], state: State) -> ScheduleList:
     who = await state.auth.principal(request, Action.READ)
     rows = await state.schedules.list_all(who.tenant_id)
-    return to_json(ScheduleList(items=[ScheduleOut.of(r) for r in rows]))
+    return ScheduleList(items=[ScheduleOut.of(r) for r in rows])
 
 
-@get("/v1/schedules/{schedule_id:str}", summary="Get a schedule with its next run times")
+@get(
+    "/v1/schedules/{schedule_id:str}",
+    summary="Get a schedule with its next run times",
+    responses=problems(404),
+    security=BEARER,
+)
 async def get_schedule(
-    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
-) -> Response[bytes]:
+    request: Request[Any, Any, Any], state: State, schedule_id: ScheduleId
+) -> ScheduleOut:
     who = await state.auth.principal(request, Action.READ)
-    row = await state.schedules.get(who.tenant_id, _schedule_id(schedule_id))
-    return to_json(ScheduleOut.of(row))
+    return ScheduleOut.of(await state.schedules.get(who.tenant_id, _schedule_id(schedule_id)))
 
 
-@patch("/v1/schedules/{schedule_id:str}", summary="Change, pause or resume a schedule")
+@patch(
+    "/v1/schedules/{schedule_id:str}",
+    summary="Change, pause or resume a schedule",
+    opt=request_body(SchedulePatch),
+    responses=problems(403, 404, 413, 415, 422),
+    security=BEARER,
+)
 async def patch_schedule(
-    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
-) -> Response[bytes]:
+    request: Request[Any, Any, Any], state: State, schedule_id: ScheduleId
+) -> ScheduleOut:
     who = await state.auth.principal(request, Action.OPERATE)
     change = await decode_body(request, SchedulePatch)
     row = await state.schedules.get(who.tenant_id, _schedule_id(schedule_id))
@@ -184,12 +213,18 @@ async def patch_schedule(
         new = msgspec.structs.replace(
             new, next_run_at=next_fire(new.cron, new.timezone, datetime.now(UTC))
         )
-    return to_json(ScheduleOut.of(await state.schedules.update(new)))
+    return ScheduleOut.of(await state.schedules.update(new))
 
 
-@delete("/v1/schedules/{schedule_id:str}", summary="Delete a schedule", status_code=204)
+@delete(
+    "/v1/schedules/{schedule_id:str}",
+    summary="Delete a schedule",
+    status_code=204,
+    responses=problems(403, 404),
+    security=BEARER,
+)
 async def delete_schedule(
-    request: Request[Any, Any, Any], state: State, schedule_id: FromPath[str]
+    request: Request[Any, Any, Any], state: State, schedule_id: ScheduleId
 ) -> None:
     who = await state.auth.principal(request, Action.OPERATE)
     await state.schedules.delete(who.tenant_id, _schedule_id(schedule_id))

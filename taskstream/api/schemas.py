@@ -4,12 +4,12 @@ touching the store, and the store's fields never leak by accident."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import msgspec
 
-from ..core.models import TaskRecord
+from ..core.models import TaskRecord, TaskStatus
 
 PriorityName = Literal["critical", "high", "normal", "low"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -37,8 +37,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
     id: UUID
     type: str
     queue: str
-    priority: str
-    status: str
+    priority: PriorityName
+    status: TaskStatus
     payload: msgspec.Raw
     result: msgspec.Raw | None
     last_error: str | None
@@ -58,8 +58,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
             id=t.id,
             type=t.type,
             queue=t.queue,
-            priority=t.priority.label,
-            status=str(t.status),
+            priority=cast(PriorityName, t.priority.label),
+            status=t.status,
             payload=t.payload,
             result=t.result,
             last_error=t.last_error,

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unprocessable
 from ..core.models import TaskStatus
 from ..core.rbac import Action
 from ..observability.metrics import TASKS_SUBMITTED
 from .intake import build, now_utc
+from .openapi import BEARER, problems, request_body
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage
 
 T = TypeVar("T")
-_encode = msgspec.json.Encoder().encode
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-JSON = "application/json"
 
-
-def to_json(value: Any, status: int = 200) -> Response[bytes]:
-    return Response(_encode(value), status_code=status, media_type=JSON)
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
+Cursor = Annotated[
+    str | None, QueryParameter(description="`next_cursor` of the previous page: continue after it")
+]
+TaskId = Annotated[str, PathParameter(description="A task id (UUID); any other text is a 404")]
 
 
 async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """Every request body is decoded here, not by Litestar: the one door for body checks."""
     raw = await request.body()
     decoder = _decoders.get(kind)
     if decoder is None:
@@ -41,14 +44,16 @@ async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     return result
 
 
-def page_args(limit: int, cursor: str | None) -> UUID | None:
-    """Check a keyset page request; returns the id to continue before."""
-    if not 1 <= limit <= 500:
-        raise InvalidRequest("limit must be between 1 and 500", code="invalid_parameter")
+def cursor_id(cursor: str | None) -> UUID | None:
+    """The id a keyset page continues before."""
     try:
         return UUID(cursor) if cursor else None
     except ValueError:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from None
+
+
+def next_cursor(rows: list[Any], limit: int) -> str | None:
+    return str(rows[-1].id) if len(rows) == limit else None
 
 
 def parse_task_id(raw: str) -> UUID:
@@ -63,8 +68,20 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
     return value[:128] if value else None
 
 
-@post("/v1/tasks", summary="Submit a task", status_code=201)
-async def submit_task(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+@post(
+    "/v1/tasks",
+    summary="Submit a task",
+    status_code=201,
+    response_description="The task, created",
+    opt=request_body(SubmitTask),
+    responses={
+        200: ResponseSpec(TaskOut, description="The task first submitted with this idempotency "
+                          "key and the same body", generate_examples=False),
+        **problems(403, 409, 413, 415, 422),
+    },
+    security=BEARER,
+)  # fmt: skip
+async def submit_task(request: Request[Any, Any, Any], state: State) -> Response[TaskOut]:
     who = await state.auth.principal(request, Action.SUBMIT)
     body = await decode_body(request, SubmitTask)
     new = await build(
@@ -78,12 +95,22 @@ async def submit_task(request: Request[Any, Any, Any], state: State) -> Response
             code="idempotency_conflict",
             task_id=str(result.task.id),
         )
-    return to_json(TaskOut.of(result.task), 201 if result.created else 200)
+    return Response(TaskOut.of(result.task), status_code=201 if result.created else 200)
 
 
-@post("/v1/tasks/batch", summary="Submit up to 1,000 tasks", status_code=201)
-async def submit_batch(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    """All items are validated first: if any is invalid, nothing is written (422 lists them)."""
+@post(
+    "/v1/tasks/batch",
+    summary="Submit up to 1,000 tasks",
+    status_code=201,
+    response_description="One item per task, in order",
+    opt=request_body(SubmitBatch),
+    responses=problems(403, 413, 415, 422),
+    security=BEARER,
+)
+async def submit_batch(request: Request[Any, Any, Any], state: State) -> BatchOut:
+    """All items are validated first: if any is invalid, nothing is written (422 lists them).
+    Each item answers like a single submit: 201 created, 200 the task an idempotency key
+    already named, 409 that key reused with another body."""
     who = await state.auth.principal(request, Action.SUBMIT)
     batch = await decode_body(request, SubmitBatch)
     now, correlation = now_utc(), _correlation_id(request)
@@ -114,51 +141,52 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> Respons
         else BatchItem(status=201 if r.created else 200, task=TaskOut.of(r.task))
         for r in results
     ]
-    return to_json(BatchOut(items=items), 201)
+    return BatchOut(items=items)
 
 
-@get("/v1/tasks/{task_id:str}", summary="Get a task")
-async def get_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[bytes]:
+@get(
+    "/v1/tasks/{task_id:str}",
+    summary="Get a task",
+    responses=problems(404),
+    security=BEARER,
+)
+async def get_task(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> TaskOut:
     who = await state.auth.principal(request, Action.READ)
-    return to_json(TaskOut.of(await state.tasks.get(who.tenant_id, parse_task_id(task_id))))
+    return TaskOut.of(await state.tasks.get(who.tenant_id, parse_task_id(task_id)))
 
 
-@get("/v1/tasks", summary="List tasks, newest first (keyset pagination)")
+@get(
+    "/v1/tasks",
+    summary="List tasks, newest first (keyset pagination)",
+    responses=problems(),
+    security=BEARER,
+)
 async def list_tasks(
     request: Request[Any, Any, Any],
     state: State,
-    status: FromQuery[str | None] = None,
+    status: FromQuery[TaskStatus | None] = None,
     type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's name
     queue: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 50,
-    cursor: FromQuery[str | None] = None,
-) -> Response[bytes]:
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TaskPage:
     who = await state.auth.principal(request, Action.READ)
-    if status is not None and status not in TaskStatus.__members__.values():
-        raise InvalidRequest(f"unknown status {status!r}", code="invalid_parameter")
-    before = page_args(limit, cursor)
     rows = await state.tasks.list_tasks(
-        who.tenant_id,
-        status=TaskStatus(status) if status else None,
-        type=type,
-        queue=queue,
-        before=before,
-        limit=limit,
+        who.tenant_id, status=status, type=type, queue=queue, before=cursor_id(cursor), limit=limit
     )
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return to_json(TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor))
+    return TaskPage(items=[TaskOut.of(r) for r in rows], next_cursor=next_cursor(rows, limit))
 
 
 @post(
-    "/v1/tasks/{task_id:str}/cancel", summary="Cancel a pending or scheduled task", status_code=200
+    "/v1/tasks/{task_id:str}/cancel",
+    summary="Cancel a pending or scheduled task",
+    status_code=200,
+    responses=problems(403, 404, 409),
+    security=BEARER,
 )
-async def cancel_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[bytes]:
+async def cancel_task(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> TaskOut:
     who = await state.auth.principal(request, Action.OPERATE)
-    return to_json(TaskOut.of(await state.tasks.cancel(who.tenant_id, parse_task_id(task_id))))
+    return TaskOut.of(await state.tasks.cancel(who.tenant_id, parse_task_id(task_id)))
 
 
 ROUTES = [submit_task, submit_batch, get_task, list_tasks, cancel_task]
