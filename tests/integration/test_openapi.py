@@ -16,7 +16,7 @@ from taskstream.api.openapi import openapi_config
 from taskstream.core.config import Settings
 from taskstream.worker.runner import Worker
 
-from .conftest import REGISTRY
+from .conftest import REGISTRY, Tenant
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -27,6 +27,8 @@ BODIES = {
     ("/v1/schedules/{schedule_id}", "patch"): "SchedulePatch",
     ("/v1/dead-letters/replay", "post"): "ReplayFilter",
 }
+Client = AsyncTestClient[Any]
+Tenants = dict[str, Tenant]
 EVERY_MINUTE = {"name": "tick", "cron": "* * * * *", "task": {"type": "examples.noop"}}
 
 
@@ -47,7 +49,7 @@ async def api(documented_app: None, api: AsyncTestClient[Any]) -> AsyncTestClien
     return api
 
 
-async def test_schema_describes_bodies_problems_and_the_bearer_scheme(api) -> None:
+async def test_schema_describes_bodies_problems_and_the_bearer_scheme(api: Client) -> None:
     r = await api.get("/schema/openapi.json")
     assert r.status_code == 200
     doc = r.json()
@@ -88,7 +90,7 @@ async def test_schema_describes_bodies_problems_and_the_bearer_scheme(api) -> No
         assert "security" not in doc["paths"][path]["get"]
 
 
-async def test_docs_page_needs_no_network(api) -> None:
+async def test_docs_page_needs_no_network(api: Client) -> None:
     r = await api.get("/schema")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
@@ -96,7 +98,7 @@ async def test_docs_page_needs_no_network(api) -> None:
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
 
-async def test_schedule_name_may_not_end_in_a_newline(api, tenants) -> None:
+async def test_schedule_name_may_not_end_in_a_newline(api: Client, tenants: Tenants) -> None:
     acme = tenants["acme"]
     for name in ("tick\n", "tick\r", " tick", ""):
         body = {**EVERY_MINUTE, "name": name}
@@ -115,7 +117,9 @@ async def metrics_api(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]
         yield client
 
 
-async def test_metrics_need_the_token_or_an_admin_key(api, metrics_api, tenants) -> None:
+async def test_metrics_need_the_token_or_an_admin_key(
+    api: Client, metrics_api: Client, tenants: Tenants
+) -> None:
     acme, globex = tenants["acme"], tenants["globex"]
     for tenant, queue in ((acme, "acme-reports"), (globex, "globex-mail")):
         body = {"type": "examples.echo", "payload": {"message": "m"}, "queue": queue}
@@ -130,7 +134,8 @@ async def test_metrics_need_the_token_or_an_admin_key(api, metrics_api, tenants)
         f"Bearer {acme.submitter_key}": (403, "forbidden"),
     }
     for header, (status, code) in refused.items():
-        r = await metrics_api.get("/metrics", headers={"Authorization": header} if header else {})
+        raw = header if isinstance(header, bytes) else header.encode()
+        r = await metrics_api.get("/metrics", headers={b"authorization": raw} if raw else {})
         assert (r.status_code, r.json()["code"]) == (status, code), header
         assert r.headers["content-type"].startswith("application/problem+json")
 
@@ -159,13 +164,15 @@ async def workers(settings: Settings) -> AsyncIterator[list[Worker]]:
     await asyncio.gather(*runs)
 
 
-async def test_workers_shown_to_a_tenant_serve_its_queues(api, tenants, workers) -> None:
+async def test_workers_shown_to_a_tenant_serve_its_queues(
+    api: Client, tenants: Tenants, workers: list[Worker]
+) -> None:
     acme, globex = tenants["acme"], tenants["globex"]
     body = {"type": "examples.echo", "payload": {"message": "m"}, "queue": "acme-only"}
     assert (await api.post("/v1/tasks", json=body, headers=acme.auth())).status_code == 201
     dedicated, shared = workers
 
-    async def names(tenant: Any) -> dict[str, Any]:
+    async def names(tenant: Tenant) -> dict[str, Any]:
         r = await api.get("/v1/workers", headers=tenant.auth())
         assert r.status_code == 200, r.text
         return {w["name"]: w["queues"] for w in r.json()["items"]}
