@@ -83,3 +83,10 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION taskstream_depths() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION taskstream_depths() TO taskstream_api;
+
+-- Migration 0009's key functions run as the owner: only the API's role may call them.
+REVOKE ALL ON FUNCTION taskstream_key_by_prefix(text), taskstream_live_key_prefixes(timestamptz),
+    taskstream_touch_keys(text[], timestamptz[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION taskstream_key_by_prefix(text),
+    taskstream_live_key_prefixes(timestamptz), taskstream_touch_keys(text[], timestamptz[])
+    TO taskstream_api;

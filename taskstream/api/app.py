@@ -23,17 +23,18 @@ from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
+from .auth import EXCEPTION_HANDLERS as AUTH_EXCEPTION_HANDLERS
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
+from .keys import ROUTES as KEY_ROUTES
 from .operations import ROUTES as OPERATION_ROUTES
 from .problems import EXCEPTION_HANDLERS
 from .schedules import ROUTES as SCHEDULE_ROUTES
 from .tasks import ROUTES as TASK_ROUTES
 
 INTAKE_POOL_SIZE = 4  # group commit: few inserts are in flight at once
-TENANT_SCOPED = False  # switched on with the key look-up function (migration 0009)
 
 
 @get("/healthz", summary="Liveness", include_in_schema=True)
@@ -82,11 +83,13 @@ def create_app(settings: Settings) -> Litestar:
             settings.database_url,
             min_size=2,
             max_size=settings.db_pool_size,
-            tenant_scoped=TENANT_SCOPED,
+            tenant_scoped=True,
         )
         state.redis = connect(settings.redis_url)
         state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
-        state.auth = Authenticator(TenantStore(state.pool), settings.api_key_cache_ttl_s)
+        state.auth = Authenticator(
+            TenantStore(state.pool), settings.api_key_cache_ttl_s, settings.auth_failures_per_minute
+        )
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.schedules = ScheduleStore(state.pool)
         state.leases = LeaseStore(state.pool)
@@ -98,7 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             min_size=1,
             max_size=INTAKE_POOL_SIZE,
             custom_plans=False,
-            tenant_scoped=TENANT_SCOPED,
+            tenant_scoped=True,
         )
         intake_store = TaskStore(state.intake_pool, idempotency_ttl_s=settings.idempotency_ttl_s)
         state.intake = Intake(intake_store, Producer(state.redis, Keys(settings.redis_prefix)))
@@ -109,6 +112,8 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             with contextlib.suppress(Exception):  # best effort: the relay covers what is left
                 await state.intake.close()
+            with contextlib.suppress(Exception):  # last-used times still waiting
+                await state.auth.aclose()
             await close_listener()
             await state.redis.aclose()
             await state.intake_pool.close()
@@ -121,11 +126,12 @@ def create_app(settings: Settings) -> Litestar:
         *DEAD_LETTER_ROUTES,
         *SCHEDULE_ROUTES,
         *OPERATION_ROUTES,
+        *KEY_ROUTES,
     ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="taskstream", version=version("taskstream"), path="/schema"

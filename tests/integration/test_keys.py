@@ -43,21 +43,9 @@ class CountingTenantStore(TenantStore):
 async def app_store(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[AsyncTestClient[Any], CountingTenantStore]]:
-    """The app as app.py builds it, plus the key routes and handlers (as it will register
-    them), Row-Level Security on, a short key cache TTL, and a store that counts look-ups."""
-    from taskstream.api import auth, keys
-
-    monkeypatch.setattr(
-        app_module, "OPERATION_ROUTES", [*app_module.OPERATION_ROUTES, *keys.ROUTES]
-    )
-    monkeypatch.setattr(
-        app_module,
-        "EXCEPTION_HANDLERS",
-        {**app_module.EXCEPTION_HANDLERS, **auth.EXCEPTION_HANDLERS},
-    )
+    """The app as app.py builds it, with a short key cache TTL and a store that counts
+    look-ups."""
     monkeypatch.setattr(app_module, "TenantStore", CountingTenantStore)
-    if hasattr(app_module, "TENANT_SCOPED"):  # Row-Level Security on, as it will be
-        monkeypatch.setattr(app_module, "TENANT_SCOPED", True)
     CountingTenantStore.instances.clear()
     fast = msgspec.structs.replace(settings, api_key_cache_ttl_s=TTL_S)
     async with AsyncTestClient(app=create_app(fast)) as client:
