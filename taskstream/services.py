@@ -35,10 +35,15 @@ class _Server(uvicorn.Server):
 
 def api_service(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> Service:
     from .api.app import create_app
+    from .api.guards import TargetGuard
+    from .api.server import head_limited
 
     async def run(stop: asyncio.Event) -> None:
         config = uvicorn.Config(
-            create_app(settings),
+            # The guard sits outside the app so a bad path or query string meets it first.
+            TargetGuard(create_app(settings)),
+            # Request heads over the limit get 431 before they are buffered (api/server.py).
+            http=head_limited(settings.max_header_bytes),
             host=host,
             port=port,
             log_level="warning",

@@ -22,12 +22,41 @@ _encode = msgspec.json.Encoder().encode
 _HTTP_CODES = {
     400: "invalid_request",
     401: "unauthenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "validation_failed",
     429: "rate_limited",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    503: "unavailable",
 }
+
+
+def problem_bytes(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bytes:
+    """The one problem+json shape, encoded; also used where no Litestar response exists (the
+    ASGI guard, the HTTP protocol's 431)."""
+    HTTP_PROBLEMS.labels(str(status), code).inc()
+    body = Problem(
+        type=f"https://taskstream.dev/problems/{code}",
+        title=code.replace("_", " ").capitalize(),
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors,
+        extra=extra or None,
+    )
+    return _encode(body)
 
 
 def problem(
@@ -39,17 +68,8 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[bytes]:
-    HTTP_PROBLEMS.labels(str(status), code).inc()
-    body = Problem(
-        type=f"https://taskstream.dev/problems/{code}",
-        title=code.replace("_", " ").capitalize(),
-        status=status,
-        detail=detail,
-        code=code,
-        errors=errors,
-        extra=extra or None,
-    )
-    return Response(_encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    body = problem_bytes(status, code, detail, errors=errors, extra=extra)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
@@ -67,8 +87,10 @@ def handle_unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[
     )
 
 
-def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
+    if status >= 500:  # Litestar's own 5xx (a bug or a misconfiguration): logged once
+        log.error("server error", path=request.url.path, status=status, detail=exc.detail)
     code = _HTTP_CODES.get(status, "http_error")
     detail = exc.detail or "request rejected"
     if status == 400 and isinstance(exc.extra, list | dict) and exc.extra:

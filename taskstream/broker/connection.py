@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 
-from ..core.errors import BrokerUnavailable
+from ..core.errors import BrokerRefused, BrokerUnavailable
 
 Redis = aioredis.Redis
 
@@ -26,12 +26,17 @@ def connect(url: str) -> Redis:
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Re-raise connection-level failures as :class:`BrokerUnavailable`."""
+    """Every redis-py error leaves as ours: connection failures as :class:`BrokerUnavailable`,
+    a server's error reply (``OOM command not allowed``, ``READONLY``, ``NOSCRIPT``, ``LOADING``)
+    as :class:`BrokerRefused`. An error that escaped here once left a submission unanswered."""
     try:
         yield
     except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
-    except rex.ResponseError as exc:
-        if str(exc).startswith(("LOADING", "MASTERDOWN", "READONLY", "BUSY ")):
-            raise BrokerUnavailable(f"Redis not ready: {exc}") from exc
-        raise
+    except rex.RedisError as exc:  # ResponseError and the rest: the server said no
+        raise BrokerRefused(str(exc) or type(exc).__name__) from exc
+
+
+def is_missing_group(exc: BrokerRefused) -> bool:
+    """The stream or its consumer group is gone (Redis restarted empty)."""
+    return exc.reply.startswith("NOGROUP")

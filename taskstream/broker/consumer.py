@@ -13,11 +13,10 @@ from importlib import resources
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from redis import exceptions as rex
-
+from ..core.errors import BrokerRefused
 from ..core.models import Priority
 from ..core.priority import read_order
-from .connection import Redis, translate_errors
+from .connection import Redis, is_missing_group, translate_errors
 from .keys import Keys
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
@@ -63,14 +62,14 @@ class Consumer:
     async def _ensure_groups(self, streams: Sequence[bytes]) -> None:
         # Id 0, not $: entries added before the group existed (or before Redis lost the group
         # in a restart) must still be delivered.
-        with translate_errors():
-            for s in streams:
-                try:
+        for s in streams:
+            try:
+                with translate_errors():
                     await self.redis.xgroup_create(s, self.keys.group, id="0", mkstream=True)
-                except rex.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
-                self._known.add(s)
+            except BrokerRefused as exc:
+                if not exc.reply.startswith("BUSYGROUP"):
+                    raise
+            self._known.add(s)
 
     async def read(self, slots: int, turn: int, block_ms: int) -> list[Entry]:
         """Up to ``slots`` new entries, highest priority first (see core.priority)."""
@@ -92,8 +91,8 @@ class Consumer:
             # Everything is empty: wait on all streams at once. With more streams than slots
             # this may return a few more entries than slots; the caller buffers them.
             return await self._xreadgroup(self.all_streams, 1, block_ms)
-        except rex.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+        except BrokerRefused as exc:
+            if not is_missing_group(exc):
                 raise
             # Redis lost the group (restart without persistence): recreate from id 0.
             self._known.clear()
@@ -128,8 +127,8 @@ class Consumer:
                             cursor,
                             count=count - len(out),
                         )
-                except rex.ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
+                except BrokerRefused as exc:
+                    if not is_missing_group(exc):
                         raise
                     self._known.discard(stream)  # Redis lost it; read() recreates groups
                     break
@@ -154,17 +153,17 @@ class Consumer:
     async def touch(self, entries: Iterable[Entry]) -> set[bytes]:
         """Reset idle time of entries this consumer owns; returns the entry ids still owned."""
         kept: set[bytes] = set()
-        with translate_errors():
-            for stream, ids in _group(entries).items():
-                try:
+        for stream, ids in _group(entries).items():
+            try:
+                with translate_errors():
                     result = await self._touch(
                         keys=[stream], args=[self.keys.group, self.name, *ids]
                     )
-                except rex.ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    continue  # the stream is gone (Redis restarted empty): nothing to keep
-                kept.update(result)
+            except BrokerRefused as exc:
+                if not is_missing_group(exc):
+                    raise
+                continue  # the stream is gone (Redis restarted empty): nothing to keep
+            kept.update(result)
         return kept
 
 

@@ -9,10 +9,13 @@ maps this tree to problem+json in one place (api/problems.py).
     │   ├── NotFound              404  missing, or another tenant's
     │   ├── Conflict              409  idempotency key reused with another body, bad state
     │   ├── PayloadTooLarge       413
+    │   ├── UnsupportedMediaType  415  a body that is not JSON
     │   └── Unprocessable         422  unknown task type, payload fails the type's schema
+    │       └── StoreRefused      422  PostgreSQL refused the data (a value checks missed)
     ├── Unavailable               503  a dependency is down (retry later)
     │   ├── StoreUnavailable      PostgreSQL
     │   └── BrokerUnavailable     Redis
+    │       └── BrokerRefused     Redis answered with an error (out of memory, read-only...)
     └── HandlerError              handler registry / loading problems
 """
 
@@ -67,9 +70,21 @@ class PayloadTooLarge(ProblemError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unprocessable(ProblemError):
     status = 422
     code = "validation_failed"
+
+
+class StoreRefused(Unprocessable):
+    """PostgreSQL refused a value (a data exception or a constraint): the request's fault, never
+    retried as it is. The door checks should catch these first; this is the safety net."""
+
+    code = "rejected_by_store"
 
 
 class Unavailable(TaskstreamError):
@@ -84,6 +99,16 @@ class StoreUnavailable(Unavailable):
 
 class BrokerUnavailable(Unavailable):
     pass
+
+
+class BrokerRefused(BrokerUnavailable):
+    """Redis answered a command with an error (``OOM``, ``READONLY``, ``NOSCRIPT``...). Callers
+    treat it as an outage (publishing falls back to the relay); ``reply`` is Redis' own text so
+    an expected reply (``NOGROUP``) can still be recognised."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(f"Redis refused the command: {reply[:200]}")
+        self.reply = reply
 
 
 class HandlerError(TaskstreamError):

@@ -14,11 +14,12 @@ field is a wildcard or a step (``*``, ``*/2``) keep firing at every real hour.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 class Misfire(enum.StrEnum):
@@ -31,17 +32,45 @@ class InvalidSchedule(ValueError):
     pass
 
 
+MAX_EXPRESSION_CHARS = 256
+# IANA names are path segments of letters, digits, '_', '+' and '-' (the longest is 32 chars);
+# anything else (``..``, a NUL, a leading '/') would be a file path, not a zone name.
+ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
+MAX_ZONE_CHARS = 64
+# A matchable expression fires at least once in any 8 years (29 February skips a century year);
+# croniter gives up past this many years instead of searching on.
+_MAX_YEARS_BETWEEN_FIRES = 9
+_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def validate(expression: str, timezone: str) -> ZoneInfo:
-    """Raise InvalidSchedule with the reason; return the zone."""
+    """Raise InvalidSchedule with the reason; return the zone. Bounded in time: the expression
+    and zone name are bounded in length, and one fire time is searched within 9 years."""
     fields = expression.split()
-    if len(fields) not in (5, 6) or not croniter.is_valid(expression):
+    if (
+        len(expression) > MAX_EXPRESSION_CHARS
+        or len(fields) not in (5, 6)
+        or not croniter.is_valid(expression)
+    ):
         raise InvalidSchedule(
-            f"{expression!r} is not a cron expression: use 5 fields (minute hour day month "
+            f"{expression[:80]!r} is not a cron expression: use 5 fields (minute hour day month "
             "weekday) or 6 with seconds last"
         )
     try:
+        croniter(
+            expression, _REFERENCE, max_years_between_matches=_MAX_YEARS_BETWEEN_FIRES
+        ).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidSchedule(f"{expression!r} never fires (no such date)") from None
+    return _zone(timezone)
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    if len(timezone) > MAX_ZONE_CHARS or not ZONE_NAME.fullmatch(timezone):
+        raise InvalidSchedule(f"{timezone[:80]!r} is not an IANA time zone")
+    try:
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("America")
         raise InvalidSchedule(f"{timezone!r} is not an IANA time zone") from None
 
 
