@@ -165,7 +165,7 @@ class Intake:
         self._waiting: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
         self._queues: set[tuple[UUID, str]] = set()
-        self._unmarked: list[UUID] = []
+        self._unmarked: list[Dispatch] = []  # published, their mark not written yet
         self._marker: asyncio.Task[None] | None = None
 
     async def submit(self, tasks: Sequence[NewTask]) -> list[Inserted]:
@@ -240,17 +240,18 @@ class Intake:
             start += len(ts)
         return out
 
-    def _mark_later(self, ids: Sequence[UUID]) -> None:
-        self._unmarked.extend(ids)
+    def _mark_later(self, published: Sequence[Dispatch]) -> None:
+        self._unmarked.extend(published)
         if self._marker is None or self._marker.done():
             self._marker = asyncio.create_task(self._mark(MARK_DELAY_S))
 
     async def _mark(self, delay_s: float) -> None:
         while self._unmarked:
             await asyncio.sleep(delay_s)  # every batch waits: by then most rows are claimed
-            ids, self._unmarked = self._unmarked, []
+            batch, self._unmarked = self._unmarked, []
+            ids = [d.task_id for d in batch]
             try:
-                await self.store.mark_published(ids)
+                await self.store.mark_published(ids, tenants={d.tenant_id for d in batch})
             except Unavailable as exc:  # the relay publishes a duplicate; claims dedupe
                 log.warning("could not mark tasks published", error=str(exc), tasks=len(ids))
             except Exception:  # same: a lost mark costs a duplicate entry, never a task
@@ -269,9 +270,12 @@ class Intake:
         """Publish tasks made pending outside a submission (replays); the relay covers a miss."""
         published = await self._publish([t for t in tasks if t.status is TaskStatus.PENDING])
         if published:
-            await self.store.mark_published(published)
+            await self.store.mark_published(
+                [d.task_id for d in published], tenants={d.tenant_id for d in published}
+            )
 
-    async def _publish(self, tasks: Sequence[TaskRecord]) -> list[UUID]:
+    async def _publish(self, tasks: Sequence[TaskRecord]) -> list[Dispatch]:
+        """Publish; returns what was published (nothing when Redis refused: the relay has it)."""
         items = [Dispatch(t.id, t.tenant_id, t.queue, t.priority) for t in tasks]
         try:
             await self.producer.publish(items)
@@ -282,7 +286,7 @@ class Intake:
         except Exception:  # a bug: the rows are committed all the same, the relay has them
             log.exception("publish failed; deferred to the relay", tasks=len(items))
             return []
-        return [d.task_id for d in items]
+        return items
 
 
 def now_utc() -> datetime:

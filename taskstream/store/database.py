@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..core.errors import StoreUnavailable
+from ..core.errors import StoreRefused, StoreUnavailable
 
 CUSTOM_PLANS = "force_custom_plan"
 # The role API connections take (migration 0010): held by Row-Level Security to the tenants its
@@ -32,11 +32,24 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Errors that mean "these values can never be stored": SQLSTATE class 22 (data exception: a NUL
+# in text, an out-of-range time) and 23 (a constraint), and asyncpg's own refusal to encode an
+# argument (an InterfaceError, so it must be matched before _UNAVAILABLE).
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,
+)
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Re-raise connection-level failures as :class:`StoreUnavailable`."""
+    """Re-raise connection-level failures as :class:`StoreUnavailable`, refused values as
+    :class:`StoreRefused` (the request's fault: a 4xx, never retried as it is)."""
     try:
         yield
+    except _REFUSED as exc:
+        raise StoreRefused(f"PostgreSQL refused a value: {str(exc)[:200]}") from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
 
