@@ -8,6 +8,11 @@ import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import structlog
+
+from .core.errors import TaskstreamError
+
+log = structlog.get_logger("taskstream.runtime")
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 # A worker allocates short-lived objects by the thousand per second (an asyncio task, a context
@@ -22,12 +27,22 @@ WORKER_GC_THRESHOLDS = (20_000, 20, 100)
 def serve(services: Sequence[Service], *, worker_gc: bool = False) -> None:
     """Run long-lived services in this process until a signal (the CLI's api, worker and
     scheduler). ``worker_gc``: freeze start-up objects out of the collector's scans and collect
-    in larger steps (see WORKER_GC_THRESHOLDS)."""
+    in larger steps (see WORKER_GC_THRESHOLDS).
+
+    A service that fails stops the others; the error is logged here, once, and the process
+    exits non-zero. Our own errors (e.g. PostgreSQL unreachable at start) go to the CLI, which
+    says them in one line."""
     if worker_gc:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*WORKER_GC_THRESHOLDS)
-    run_async(run_services(services))
+    try:
+        run_async(run_services(services))
+    except TaskstreamError:
+        raise
+    except Exception as exc:  # a bug or a refusal: stopped everything, exit non-zero
+        log.error("stopped by an error", error=repr(exc), exc_info=exc)
+        raise SystemExit(1) from None
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -40,18 +55,35 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 async def run_services(services: Sequence[Service], stop: asyncio.Event | None = None) -> None:
-    """Run every service with a shared stop event; a signal or any service's failure stops all."""
+    """Run every service with a shared stop event, in one task group. A signal sets ``stop``;
+    a service that fails sets it too, so the others drain as on SIGTERM, and its error is
+    raised once all have returned (the first one's, if several failed)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(s(stop)) for s in services]
+    failures: list[BaseException] = []
+
+    async def guarded(service: Service) -> None:
+        try:
+            await service(stop)
+        except Exception as exc:  # noqa: BLE001 - raised below, once the others have drained
+            failures.append(exc)
+            stop.set()
+
     try:
-        _done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=False)
+        async with asyncio.TaskGroup() as group:
+            for service in services:
+                group.create_task(guarded(service))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        for t in tasks:
-            t.cancel()
+    if failures:
+        raise _unwrap(failures[0])
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error inside single-error groups (a task group's), so callers can classify it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

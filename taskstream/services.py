@@ -91,7 +91,11 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
             leader = Leader(LeaseStore(pool), LEADER_ROLE, name)
             cron = Cron(ScheduleStore(pool), tasks, producer, leader)
             promoter = Promoter(settings, tasks, producer)
-            await asyncio.gather(promoter.run(stop), leader.run(stop), cron.run(stop))
+            # One task group: if one loop fails the others stop before the pool closes.
+            async with asyncio.TaskGroup() as loops:
+                loops.create_task(promoter.run(stop), name="promote")
+                loops.create_task(leader.run(stop), name="leader")
+                loops.create_task(cron.run(stop), name="cron")
         finally:
             await redis.aclose()
             await pool.close()

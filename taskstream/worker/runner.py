@@ -12,8 +12,6 @@ import random
 import socket
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +20,7 @@ import msgspec
 import structlog
 
 from ..broker.connection import Redis, connect
+from ..broker.connection import translate_errors as translate_broker_errors
 from ..broker.consumer import Consumer, Entry
 from ..broker.keys import Keys
 from ..core.config import Settings
@@ -29,7 +28,8 @@ from ..core.errors import BrokerUnavailable, Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Outcome, OutcomeKind
 from ..core.retry import RetryPolicy
-from ..store.database import create_pool, listen
+from ..store.database import create_pool
+from ..store.notifications import Listener
 from ..store.task_types import TaskTypeRow, TaskTypeStore
 from ..store.tasks import QUEUES_CHANNEL, TaskStore
 from ..store.transactions import AttemptTransaction
@@ -37,26 +37,20 @@ from ..store.workers import WorkerStore
 from .completer import Completer
 from .context import TaskContext
 from .executor import decide, execute
+from .leases import MAX_LOOP_FAILURES, Heartbeat, Inflight
 from .registry import Registry, TaskDefinition
 from .storable import refused
+from .threads import DaemonThreads
 
 log = structlog.get_logger("taskstream.worker")
 QUEUE_REFRESH_S = 1.0
 BLOCK_MS = 500
 DEGRADED_RETRY_S = 1.0  # with Redis down, try the streams again this often
 DEGRADED_POLL_S = 0.1  # and meanwhile poll the table this often when it is empty
-HEARTBEAT_TICK_S = 0.25
 # Saturated, a worker claims once a quarter of its slots are free (or REFILL_WAIT_S passed): a
 # slot at a time, the batches shrank to a third and cost PostgreSQL and the worker more per task.
 REFILL_FRACTION = 0.25
 REFILL_WAIT_S = 0.02
-
-
-@dataclass
-class Inflight:
-    task: ClaimedTask
-    entry: Entry | None  # None: claimed from the table while Redis was down
-    handle: asyncio.Task[None] | None = field(default=None)
 
 
 class Worker:
@@ -78,9 +72,7 @@ class Worker:
         self.inflight: dict[UUID, Inflight] = {}
         self.buffer: deque[Entry] = deque()
         self.slot_freed = asyncio.Event()
-        self.threads = ThreadPoolExecutor(
-            max_workers=max(concurrency, 4), thread_name_prefix="taskstream-sync"
-        )
+        self.threads = DaemonThreads(max(concurrency, 4))
         self.ready = asyncio.Event()  # set once types are registered and streams are known
         self._queues_at = 0.0
         self._reclaim_at = 0.0
@@ -92,13 +84,16 @@ class Worker:
         self.consumer: Consumer
         self.completer: Completer
         self.workers: WorkerStore
+        self.heartbeat: Heartbeat
         self._pool: Any = None
         self._redis: Redis | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then drain gracefully."""
+        """Work until ``stop`` is set, then drain gracefully. The loops run in one task group:
+        if one fails, the others stop, running attempts are cancelled and handed back, and only
+        then is the pool closed; the error is raised to the caller (logged once there)."""
         self._pool = await create_pool(
             self.settings.database_url, min_size=2, max_size=self.settings.db_pool_size
         )
@@ -114,38 +109,66 @@ class Worker:
             min_batch=self._refill,
         )
         self.workers = WorkerStore(self._pool)
-        close_listener = await listen(self._pool, QUEUES_CHANNEL, self._queues_changed)
+        self.heartbeat = Heartbeat(self, self.store, self.workers, self.consumer)
+        listener = Listener(self._pool, QUEUES_CHANNEL, self._queues_changed)
         try:
+            await listener.open()
             await self.register_types()
-            await self.refresh_queues()
+            await self._first_queues()
             with contextlib.suppress(Unavailable):
-                await self.heartbeat_once()
+                await self.heartbeat.beat_once()
             self.ready.set()
             log.info(
                 "worker started",
                 worker=self.name,
                 concurrency=self.concurrency,
+                degraded=self.degraded,
                 types=sorted(d.name for d in self.registry),
             )
-            loops = [
-                asyncio.create_task(self._read_loop(stop), name="read"),
-                asyncio.create_task(self.completer.run(), name="complete"),
-                asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            ]
-            await stop.wait()
-            await loops[0]
-            await self._drain()
-            for loop in loops[1:]:
-                loop.cancel()
-            await asyncio.gather(*loops[1:], return_exceptions=True)
+            async with asyncio.TaskGroup() as loops:
+                reader = loops.create_task(self._read_loop(stop), name="read")
+                others = [
+                    loops.create_task(self.completer.run(), name="complete"),
+                    loops.create_task(self.heartbeat.run(), name="heartbeat"),
+                    loops.create_task(listener.run(), name="listen"),
+                ]
+                await reader
+                await self._drain()
+                for loop in others:
+                    loop.cancel()
         finally:
+            await self._abandon_attempts()
             with contextlib.suppress(Exception):  # best effort: a stale row ages out anyway
                 await self.workers.forget(self.name)
-            await close_listener()
+            await listener.close()
             self.threads.shutdown(wait=False, cancel_futures=True)
             await self._redis.aclose()
             await self._pool.close()
             log.info("worker stopped", worker=self.name, attempts=self.completer.written)
+
+    async def _first_queues(self) -> None:
+        """Read the queues; with Redis down, start degraded (claiming from the table) at once.
+        The ping: with no queue known yet nothing else would touch Redis, and nothing claim."""
+        try:
+            with translate_broker_errors():
+                await self._redis.ping()  # type: ignore[union-attr]
+            await self.refresh_queues()
+        except BrokerUnavailable as exc:
+            log.warning("Redis unavailable at start: claiming from PostgreSQL", error=str(exc))
+            self._degraded_until = time.monotonic() + DEGRADED_RETRY_S
+
+    async def _abandon_attempts(self) -> None:
+        """After a failure (the graceful path has drained already): cancel what still runs and
+        wait for it, so no attempt touches the pool after it closed; hand the tasks back if
+        PostgreSQL lets us (otherwise their leases run out)."""
+        left = [s for s in self.inflight.values() if s.handle is not None and not s.handle.done()]
+        if not left:
+            return
+        for s in left:
+            s.handle.cancel()  # type: ignore[union-attr]
+        await asyncio.wait([s.handle for s in left if s.handle is not None])
+        with contextlib.suppress(Exception):
+            await self.store.release([(s.task.id, s.task.lease_epoch) for s in left])
 
     async def register_types(self) -> None:
         rows = [
@@ -172,11 +195,11 @@ class Worker:
     # -- reading and claiming ------------------------------------------------------------------
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
-        failures = 0
+        failures = errors = 0  # errors: in a row, not outages
         while not stop.is_set():
             try:
                 await self.run_once()
-                failures = 0
+                failures = errors = 0
             except BrokerUnavailable as exc:
                 if not self.degraded:
                     log.warning("Redis unavailable: claiming from PostgreSQL", error=str(exc))
@@ -185,9 +208,12 @@ class Worker:
                 failures += 1
                 log.warning("dependency unavailable", error=str(exc), worker=self.name)
                 await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
-            except Exception:  # the read loop must outlive any one bad turn; it is logged
+            except Exception as exc:
                 failures += 1
-                log.exception("read turn failed", worker=self.name)
+                errors += 1
+                if errors >= MAX_LOOP_FAILURES:
+                    raise  # broken, not unlucky: stop the worker (logged once, by the runtime)
+                log.warning("read turn failed", error=repr(exc), worker=self.name)
                 await _sleep_or_stop(stop, min(0.1 * 2**failures, 2.0))
 
     @property
@@ -360,44 +386,6 @@ class Worker:
     def _free(self, task_id: UUID) -> None:
         if self.inflight.pop(task_id, None) is not None:
             self.slot_freed.set()
-
-    # -- leases --------------------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(HEARTBEAT_TICK_S)
-            # Beat every third of the shortest lease in flight (a task may carry its own).
-            leases = [s.task.lease_s for s in self.inflight.values()]
-            if time.monotonic() - last < min([self.settings.visibility_timeout_s, *leases]) / 3:
-                continue
-            last = time.monotonic()
-            try:
-                await self.heartbeat_once()
-            except Unavailable as exc:
-                log.warning("heartbeat failed", error=str(exc))
-            except Exception:  # the loop must outlive a bad beat, or leases would lapse
-                log.exception("heartbeat failed")
-
-    async def heartbeat_once(self) -> None:
-        await self.workers.beat(
-            self.name, socket.gethostname(), os.getpid(), self.queues, self.concurrency,
-            len(self.inflight), self.degraded,
-        )  # fmt: skip
-        slots = list(self.inflight.values())
-        if not slots:
-            return
-        held = await self.store.heartbeat(
-            [(s.task.id, s.task.lease_epoch) for s in slots], self.settings.visibility_timeout_s
-        )
-        for s in slots:
-            if s.task.id not in held and s.handle is not None and not s.handle.done():
-                # Fenced out (the lease ran out and another worker claimed the task): stop.
-                log.warning("lease lost; cancelling handler", task_id=str(s.task.id))
-                s.handle.cancel()
-        owned = [s.entry for s in slots if s.task.id in held and s.entry is not None]
-        if owned and not self.degraded:
-            await self.consumer.touch(owned)
 
     async def _drain(self) -> None:
         """Graceful stop: let running attempts finish within the grace, hand the rest back."""
