@@ -9,13 +9,12 @@ from uuid import UUID
 import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery
 
 from ..core.errors import Conflict
 from ..core.rbac import Action
 from .openapi import BEARER, problems, request_body
 from .schemas import TaskOut, TaskPage
-from .tasks import Cursor, Limit, TaskId, cursor_id, decode_body, next_cursor, parse_task_id
+from .tasks import Cursor, Filter, Limit, TaskId, cursor_id, decode_body, next_cursor, parse_task_id
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -54,8 +53,8 @@ class AttemptsOut(msgspec.Struct, kw_only=True):
 async def list_dead_letters(
     request: Request[Any, Any, Any],
     state: State,
-    type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's name
-    queue: FromQuery[str | None] = None,
+    type: Filter = None,  # noqa: A002 - the query parameter's name
+    queue: Filter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TaskPage:

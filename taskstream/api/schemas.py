@@ -11,6 +11,7 @@ import msgspec
 
 from ..core.models import TaskRecord, TaskStatus
 
+_NULL = msgspec.Raw(b"null")
 PriorityName = Literal["critical", "high", "normal", "low"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
@@ -40,7 +41,9 @@ class TaskOut(msgspec.Struct, kw_only=True):
     priority: PriorityName
     status: TaskStatus
     payload: msgspec.Raw
-    result: msgspec.Raw | None
+    # Raw, never None: "any JSON" already includes null, and `Raw | None` made the schema a
+    # oneOf that a null result matches twice (schemathesis found it).
+    result: msgspec.Raw
     last_error: str | None
     attempts: int
     max_attempts: int
@@ -61,7 +64,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
             priority=cast(PriorityName, t.priority.label),
             status=t.status,
             payload=t.payload,
-            result=t.result,
+            result=_NULL if t.result is None else t.result,
             last_error=t.last_error,
             attempts=t.attempts,
             max_attempts=t.max_attempts,

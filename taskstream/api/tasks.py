@@ -26,6 +26,8 @@ Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 Cursor = Annotated[
     str | None, QueryParameter(description="`next_cursor` of the previous page: continue after it")
 ]
+# A filter PostgreSQL can compare: no NUL (text cannot hold one) and bounded.
+Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 TaskId = Annotated[str, PathParameter(description="A task id (UUID); any other text is a 404")]
 
 
@@ -165,8 +167,8 @@ async def list_tasks(
     request: Request[Any, Any, Any],
     state: State,
     status: FromQuery[TaskStatus | None] = None,
-    type: FromQuery[str | None] = None,  # noqa: A002 - the query parameter's name
-    queue: FromQuery[str | None] = None,
+    type: Filter = None,  # noqa: A002 - the query parameter's name
+    queue: Filter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TaskPage:
