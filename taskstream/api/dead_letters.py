@@ -12,9 +12,10 @@ from litestar.datastructures import State
 
 from ..core.errors import Conflict
 from ..core.rbac import Action
+from .body import decode_body
 from .openapi import BEARER, problems, request_body
 from .schemas import TaskOut, TaskPage
-from .tasks import Cursor, Filter, Limit, TaskId, cursor_id, decode_body, next_cursor, parse_task_id
+from .tasks import Cursor, Filter, Limit, TaskId, cursor_id, next_cursor, parse_task_id
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -17,10 +17,10 @@ from ..core.ids import uuid7
 from ..core.rbac import Action
 from ..core.schedule import InvalidSchedule, fires_after, next_fire, validate
 from ..store.schedules import ScheduleRow
+from .body import decode_body
 from .intake import build
 from .openapi import BEARER, problems, request_body
 from .schemas import Name, PriorityName, SubmitTask
-from .tasks import decode_body
 
 # msgspec matches a pattern with re.search, where `$` also matches before a final newline: the
 # newline is refused in ScheduleIn.__post_init__ (a `\Z` here would not mean the same to the

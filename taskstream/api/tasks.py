@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
-import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -15,12 +14,10 @@ from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unpr
 from ..core.models import TaskStatus
 from ..core.rbac import Action
 from ..observability.metrics import TASKS_SUBMITTED
+from .body import decode_body as decode_body  # re-exported: keys.py imports it from here
 from .intake import build, now_utc
 from .openapi import BEARER, problems, request_body
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage
-
-T = TypeVar("T")
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 Cursor = Annotated[
@@ -29,21 +26,6 @@ Cursor = Annotated[
 # A filter PostgreSQL can compare: no NUL (text cannot hold one) and bounded.
 Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 TaskId = Annotated[str, PathParameter(description="A task id (UUID); any other text is a 404")]
-
-
-async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
-    """Every request body is decoded here, not by Litestar: the one door for body checks."""
-    raw = await request.body()
-    decoder = _decoders.get(kind)
-    if decoder is None:
-        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
-    try:
-        result: T = decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise Unprocessable(str(exc), code="invalid_body") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}", code="malformed_json") from None
-    return result
 
 
 def cursor_id(cursor: str | None) -> UUID | None:

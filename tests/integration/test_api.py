@@ -13,6 +13,11 @@ from taskstream.core.models import Priority
 ECHO = {"type": "examples.echo", "payload": {"message": "hi"}}
 
 
+def json_body(tenant: Any) -> dict[str, str]:
+    """Headers for a raw body: the door refuses one not labelled application/json (415)."""
+    return {**tenant.auth(), "content-type": "application/json"}
+
+
 async def count_tasks(pool: Any) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM tasks"))
 
@@ -174,7 +179,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("body", "status", "code"), BAD_BODIES)
 async def test_bad_bodies_write_nothing(api, tenants, pool, body, status, code) -> None:
-    r = await api.post("/v1/tasks", content=body, headers=tenants["acme"].auth())
+    r = await api.post("/v1/tasks", content=body, headers=json_body(tenants["acme"]))
     assert r.status_code == status, r.text
     problem = r.json()
     assert problem["code"] == code and problem["status"] == status and problem["detail"]
@@ -287,12 +292,12 @@ async def test_idempotency_key_expires_after_the_window(api, tenants, pool) -> N
 
 async def test_oversized_request_and_wrong_method_are_problems(api, tenants, pool) -> None:
     huge = b'{"type": "examples.echo", "payload": {"message": "' + b"x" * 9_000_000 + b'"}}'
-    r = await api.post("/v1/tasks", content=huge, headers=tenants["acme"].auth())
+    r = await api.post("/v1/tasks", content=huge, headers=json_body(tenants["acme"]))
     assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem")
     assert r.json()["code"] == "payload_too_large"
     r = await api.delete("/v1/tasks", headers=tenants["acme"].auth())
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
-    r = await api.post("/v1/tasks", content=b"", headers=tenants["acme"].auth())
+    r = await api.post("/v1/tasks", content=b"", headers=json_body(tenants["acme"]))
     assert r.status_code == 400 and r.json()["code"] == "malformed_json"
     assert await count_tasks(pool) == 0
 
