@@ -104,3 +104,19 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     code: str
     errors: list[dict[str, Any]] | None = None
     extra: dict[str, Any] | None = None
+
+
+class Leader(msgspec.Struct, kw_only=True):
+    """Who holds a scheduler lease (``leader`` None: nobody yet)."""
+
+    leader: str | None
+    epoch: int
+    lease_expires_in_s: float
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """``GET /readyz``: 200 when PostgreSQL answers (Redis down is "degraded"), else 503."""
+
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, str]  # "ok" or what failed, per dependency
+    leaders: dict[str, Leader]  # by lease name
