@@ -106,6 +106,9 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     extra: dict[str, Any] | None = None
 
 
+ReadyStatus = Literal["ready", "degraded", "unavailable"]
+
+
 class Leader(msgspec.Struct, kw_only=True):
     """Who holds a scheduler lease (``leader`` None: nobody yet)."""
 
@@ -117,6 +120,6 @@ class Leader(msgspec.Struct, kw_only=True):
 class Readiness(msgspec.Struct, kw_only=True):
     """``GET /readyz``: 200 when PostgreSQL answers (Redis down is "degraded"), else 503."""
 
-    status: Literal["ready", "degraded", "unavailable"]
+    status: ReadyStatus
     checks: dict[str, str]  # "ok" or what failed, per dependency
     leaders: dict[str, Leader]  # by lease name
