@@ -1,6 +1,7 @@
 """Property-based fuzzing of every route against the schema the API serves (schemathesis).
 
-One API for the module (uvicorn on a free port, in a thread), two tenants with a key of each
+One API for the module (uvicorn on a free port, in a thread, set up as `taskstream api` sets
+it up), two tenants with a key of each
 role, and the example task types registered, so valid submits succeed too. Every generated
 request goes out with one of the credentials below and, when it has a body, sometimes another
 content type; schemathesis generates valid and invalid inputs from the schema. A response
@@ -40,7 +41,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import taskstream.api.app as app_module
+from taskstream.api.guards import TargetGuard
 from taskstream.api.openapi import openapi_config
+from taskstream.api.server import head_limited
 from taskstream.core.config import Settings
 from taskstream.store.database import create_pool
 from taskstream.store.tenants import TenantStore
@@ -140,9 +143,17 @@ def served(servers: tuple[str, str], template_db: str) -> Iterator[Served]:
         )
         app = app_module.create_app(settings)
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Served as `taskstream api` serves it (services.api_service): the target guard outside
+    # the app, the protocol that answers 431 to oversized heads.
+    config = uvicorn.Config(
+        TargetGuard(app),
+        http=head_limited(settings.max_header_bytes),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fuzz-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
