@@ -126,9 +126,8 @@ async def main(args: argparse.Namespace) -> None:
             r = statistics.median(by["rls"])
             o2 = statistics.median(by["owner, switching"])
             r2 = statistics.median(by["rls, switching"])
-            print(
-                f"{label:<22}{o:>10.1f}{r:>10.1f}{(r - o) / o:>+8.1%}{r2:>12.1f}{(r2 - o2) / o2:>+8.1%}"
-            )
+            same, switching = (r - o) / o, (r2 - o2) / o2
+            print(f"{label:<22}{o:>10.1f}{r:>10.1f}{same:>+8.1%}{r2:>12.1f}{switching:>+8.1%}")
     finally:
         await owner.close()
         await scoped.close()

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
 
-import msgspec
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 
 from ..broker.connection import connect
 from ..broker.keys import Keys
@@ -29,9 +28,11 @@ from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
 from .keys import ROUTES as KEY_ROUTES
+from .openapi import openapi_config
 from .operations import ROUTES as OPERATION_ROUTES
 from .problems import EXCEPTION_HANDLERS
 from .schedules import ROUTES as SCHEDULE_ROUTES
+from .schemas import Leader, Readiness, ReadyStatus
 from .tasks import ROUTES as TASK_ROUTES
 
 INTAKE_POOL_SIZE = 4  # group commit: few inserts are in flight at once
@@ -42,19 +43,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness: PostgreSQL and Redis reachable")
-async def readyz(state: State) -> Response[bytes]:
+@get(
+    "/readyz",
+    summary="Readiness: PostgreSQL and Redis reachable",
+    responses={503: ResponseSpec(Readiness, description="PostgreSQL unreachable")},
+)
+async def readyz(state: State) -> Response[Readiness]:
     checks: dict[str, str] = {}
-    scheduler: dict[str, Any] = {}
+    leaders: dict[str, Leader] = {}
     try:
         async with acquire(state.pool) as conn:
             await conn.fetchval("SELECT 1")
         checks["postgresql"] = "ok"
         for lease in await state.leases.status():
-            scheduler[lease["name"]] = {
-                "leader": lease["holder"], "epoch": lease["epoch"],
-                "lease_expires_in_s": round(lease["expires_in_s"], 3),
-            }  # fmt: skip
+            leaders[lease["name"]] = Leader(
+                leader=lease["holder"], epoch=lease["epoch"],
+                lease_expires_in_s=round(lease["expires_in_s"], 3),
+            )  # fmt: skip
     except StoreUnavailable as exc:
         checks["postgresql"] = str(exc)
     try:
@@ -65,11 +70,9 @@ async def readyz(state: State) -> Response[bytes]:
     # Without Redis the API still accepts tasks (they are published later), so only PostgreSQL
     # decides readiness; a Redis outage shows as "degraded".
     ready = checks["postgresql"] == "ok"
-    status = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
-    body = msgspec.json.encode(
-        {"status": status if ready else "unavailable", "checks": checks, "leaders": scheduler}
-    )
-    return Response(body, status_code=200 if ready else 503, media_type="application/json")
+    status: ReadyStatus = "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    body = Readiness(status=status if ready else "unavailable", checks=checks, leaders=leaders)
+    return Response(body, status_code=200 if ready else 503)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -133,8 +136,6 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
         request_max_body_size=settings.max_request_bytes,
-        openapi_config=OpenAPIConfig(
-            title="taskstream", version=version("taskstream"), path="/schema"
-        ),
+        openapi_config=openapi_config(version("taskstream")),
         debug=False,
     )

@@ -13,8 +13,8 @@ from litestar.params import FromPath
 from ..core.errors import Forbidden
 from ..core.rbac import Action, may_grant
 from ..store.tenants import MAX_EXPIRES_IN_S, KeyInfo
+from .body import decode_body
 from .openapi import BEARER, problems, request_body
-from .tasks import decode_body
 
 Role = Literal["admin", "operator", "submitter", "viewer"]
 

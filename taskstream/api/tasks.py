@@ -14,7 +14,7 @@ from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unpr
 from ..core.models import TaskStatus
 from ..core.rbac import Action
 from ..observability.metrics import TASKS_SUBMITTED
-from .body import decode_body as decode_body  # re-exported: keys.py imports it from here
+from .body import decode_body
 from .intake import build, now_utc
 from .openapi import BEARER, problems, request_body
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage

@@ -42,7 +42,6 @@ from schemathesis.specs.openapi.checks import (
 
 import taskstream.api.app as app_module
 from taskstream.api.guards import TargetGuard
-from taskstream.api.openapi import openapi_config
 from taskstream.api.server import head_limited
 from taskstream.core.config import Settings
 from taskstream.store.database import create_pool
@@ -64,9 +63,7 @@ CHECKS = [
 ]
 # Findings in code owned elsewhere, expected to fail until fixed (strict: a fix fails the test
 # until the entry goes). Issue 11 names each.
-KNOWN = {
-    "GET /readyz": "app.py: the health body is documented as a string (Response[bytes])",
-}
+KNOWN: dict[str, str] = {}
 ROLES = ("admin", "operator", "submitter", "viewer")
 # Who sends the request: a key of each role, another tenant's admin, nothing, or junk.
 CREDENTIALS = (*ROLES, "other_tenant", "none", "unknown_key", "not_bearer")
@@ -136,12 +133,7 @@ def served(servers: tuple[str, str], template_db: str) -> Iterator[Served]:
         base, **{k: v for k, v in changes.items() if k in base.__struct_fields__}
     )
     keys = asyncio.run(_prepare(settings, admin_url, template_db, name))
-    with pytest.MonkeyPatch.context() as patch:
-        # Until app.py passes openapi_config itself (asked for in issue 11).
-        patch.setattr(
-            app_module, "OpenAPIConfig", lambda **kw: openapi_config(kw["version"]), raising=False
-        )
-        app = app_module.create_app(settings)
+    app = app_module.create_app(settings)
     port = _free_port()
     # Served as `taskstream api` serves it (services.api_service): the target guard outside
     # the app, the protocol that answers 431 to oversized heads.

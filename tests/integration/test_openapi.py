@@ -12,7 +12,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 import taskstream.api.app as app_module
-from taskstream.api.openapi import openapi_config
 from taskstream.core.config import Settings
 from taskstream.worker.runner import Worker
 
@@ -30,23 +29,6 @@ BODIES = {
 Client = AsyncTestClient[Any]
 Tenants = dict[str, Tenant]
 EVERY_MINUTE = {"name": "tick", "cron": "* * * * *", "task": {"type": "examples.noop"}}
-
-
-@pytest.fixture
-def documented_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until app.py passes ``openapi_config`` itself (a one-line change asked for in issue 11),
-    its OpenAPIConfig is ours; afterwards this patches a name nobody reads."""
-    monkeypatch.setattr(
-        app_module,
-        "OpenAPIConfig",
-        lambda **kw: openapi_config(kw["version"]),
-        raising=False,
-    )
-
-
-@pytest.fixture
-async def api(documented_app: None, api: AsyncTestClient[Any]) -> AsyncTestClient[Any]:
-    return api
 
 
 async def test_schema_describes_bodies_problems_and_the_bearer_scheme(api: Client) -> None:
