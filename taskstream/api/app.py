@@ -16,7 +16,8 @@ from ..broker.keys import Keys
 from ..broker.producer import Producer
 from ..core.config import Settings
 from ..core.errors import BrokerUnavailable, StoreUnavailable
-from ..store.database import acquire, create_pool, listen
+from ..store.database import acquire, create_pool
+from ..store.notifications import listen
 from ..store.schedules import LeaseStore, ScheduleStore
 from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore

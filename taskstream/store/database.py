@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -156,27 +156,3 @@ async def acquire(
         async with pool.acquire() as conn:
             await conn.scope_to(tenants)
             yield conn
-
-
-async def listen(
-    pool: asyncpg.Pool[Any], channel: str, on_notify: Callable[[], None]
-) -> Callable[[], Awaitable[None]]:
-    """Call ``on_notify`` on every NOTIFY on ``channel``; holds one pooled connection.
-    Returns a coroutine function that stops listening."""
-    with translate_errors():
-        conn: asyncpg.Connection[Any] = await pool.acquire()
-
-    def _callback(*_: object) -> None:
-        on_notify()
-
-    await conn.add_listener(channel, _callback)
-
-    async def close() -> None:
-        try:
-            await conn.remove_listener(channel, _callback)
-        except (asyncpg.InterfaceError, OSError):
-            pass  # the connection is already gone
-        finally:
-            await pool.release(conn)
-
-    return close

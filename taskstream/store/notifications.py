@@ -127,8 +127,9 @@ def _alive(conn: Any) -> bool:
 async def listen(
     pool: asyncpg.Pool[Any], channel: str, on_notify: Callable[[], None]
 ) -> Callable[[], Awaitable[None]]:
-    """Like ``database.listen``, but listening resumes after a lost connection. Returns a
-    coroutine function that stops listening (for callers without a task group of their own)."""
+    """Call ``on_notify`` on every NOTIFY on ``channel``; listening resumes after a lost
+    connection. Returns a coroutine function that stops listening (for callers without a task
+    group of their own)."""
     listener = Listener(pool, channel, on_notify)
     await listener.open()
     keeper = asyncio.create_task(listener.run(), name=f"listen:{channel}")
