@@ -48,29 +48,22 @@ ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON tenants TO taskstream_api
     USING (id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (id = ANY ((SELECT taskstream_scope())::uuid[]));
 
-ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON api_keys TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
-
-ALTER TABLE queues ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON queues TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
-
-ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON tasks TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
-
-ALTER TABLE task_attempts ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON task_attempts TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
-
-ALTER TABLE task_replays ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON task_replays TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
-
-ALTER TABLE schedules ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON schedules TO taskstream_api
-    USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[])) WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]));
+-- Every table with a tenant_id column (tests/integration/test_rls.py checks none is missed).
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['api_keys', 'queues', 'tasks', 'task_attempts', 'task_replays',
+                             'schedules']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_scope ON %I TO taskstream_api'
+            ' USING (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]))'
+            ' WITH CHECK (tenant_id = ANY ((SELECT taskstream_scope())::uuid[]))', t);
+    END LOOP;
+END
+$$;
 
 -- /metrics with the deployment's metrics token: depths of every tenant, nothing else.
 CREATE FUNCTION taskstream_depths()

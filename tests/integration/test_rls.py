@@ -120,6 +120,23 @@ async def test_schedules_are_scoped(scoped: Any, tenants: dict[str, Tenant]) -> 
         await store.get(tenants["globex"].id, row.id)
 
 
+async def test_every_tenant_table_has_a_policy(pool: Any) -> None:
+    """A table that carries tenant_id and no policy would be open to every API session."""
+    async with acquire(pool) as conn:
+        open_tables = await conn.fetch(
+            """SELECT c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+               WHERE c.relkind IN ('r', 'p') AND NOT (c.relrowsecurity AND EXISTS (
+                   SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))"""
+        )
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
+        )
+    assert [r["relname"] for r in open_tables] == []
+    assert tables >= 7  # tenants, api_keys, queues, tasks, attempts, replays, schedules
+
+
 async def test_api_statements_keep_their_index_plans(
     store: TaskStore, scoped: Any, tenants: dict[str, Tenant]
 ) -> None:
