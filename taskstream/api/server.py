@@ -8,7 +8,9 @@ the limit plus one read (256 KiB) is ever buffered.
 
 The count starts at each request (keep-alive, pipelining). The read in which a head begins is
 not counted (it may end the previous request's body): a head is refused at the latest one read
-past the limit, and a request within the limit is never refused.
+past the limit, and a request within the limit is never refused. A head that arrives whole in
+that read is measured when it ends (request target and header fields as the parser hands them
+over), so it is refused all the same, before the app sees it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = False
         self._head_began = False  # a head began in the read being parsed
+        self._head_size = 0  # the current head's target and fields, as parsed
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
@@ -47,12 +50,37 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 self._refuse_head()
 
     def on_message_begin(self) -> None:
+        if self._refused:
+            return
         super().on_message_begin()
-        self._in_head, self._head_began, self._head_bytes = True, True, 0
+        self._in_head, self._head_began, self._head_bytes, self._head_size = True, True, 0, 0
+
+    def on_url(self, url: bytes) -> None:
+        if not self._refused:
+            self._head_size += len(url)
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._refused:
+            self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._refused:
+            return
+        if self._head_size > self.max_head_bytes:
+            self._refuse_head()  # the app never sees this request
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
 
     def _refuse_head(self) -> None:
         self._refused = True

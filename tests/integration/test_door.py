@@ -168,6 +168,22 @@ async def test_oversized_request_head_is_431(settings, tenants) -> None:
             assert r.status_code == 201
 
 
+@pytest.mark.parametrize("size", [20_000, 40_000, 200_000])
+async def test_a_head_over_the_limit_in_one_write_is_431(settings, tenants, size) -> None:
+    """A head that arrives whole in the read where it begins is measured too (seen with curl
+    -H 'X-Big: <40 KB>' on `taskstream dev`: 200)."""
+    async with serve(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            big = {**tenants["acme"].auth(), "X-Big": "b" * size}
+            r = await client.get("/v1/tasks", headers=big)
+            assert r.status_code == 431, r.text
+            assert r.json()["code"] == "request_header_fields_too_large"
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            assert (
+                await client.get("/v1/tasks", headers=tenants["acme"].auth())
+            ).status_code == 200
+
+
 async def test_big_body_after_a_small_head_is_not_431(settings, tenants) -> None:
     """Only the head counts: a body far over the header limit is fine."""
     async with serve(settings) as url, httpx.AsyncClient(base_url=url, timeout=5) as client:
