@@ -35,14 +35,13 @@ class _Server(uvicorn.Server):
 
 def api_service(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> Service:
     from .api.app import create_app
-    from .api.guards import TargetGuard
     from .api.server import head_limited
 
     async def run(stop: asyncio.Event) -> None:
         config = uvicorn.Config(
-            # The guard sits outside the app so a bad path or query string meets it first.
-            TargetGuard(create_app(settings)),
-            # Request heads over the limit get 431 before they are buffered (api/server.py).
+            create_app(settings),
+            # Request heads over the limit get 431 before they are buffered, and a bad request
+            # target 400 before the app sees it (api/server.py).
             http=head_limited(settings.max_header_bytes),
             host=host,
             port=port,

@@ -7,7 +7,8 @@ characters (422 ``invalid_character``; PostgreSQL stores none in text or jsonb),
 keys in an object (422 ``duplicate_key``; msgspec would keep the last one silently).
 
 Every check is a pass of C code over the bytes (``count``, ``in``, ``translate``, ``replace``),
-one untyped decode and one re-encode (duplicate keys), then ``msgspec.convert`` to the type.
+one untyped decode and one re-encode (duplicate keys), then ``msgspec.convert`` to the type; a
+body with fewer than two members (no object can repeat a key) gets one typed decode instead.
 Measured (timeit, min of 7, a loaded 2-core machine): a 959-byte submit body 8.8 µs against
 2.7 µs for the typed decode alone; 256 KiB of small objects 4.2 ms against 2.8 ms; the depth
 check alone 0.8 µs on the 1 KiB body, 0.15-0.6 ms on 256 KiB.
@@ -28,6 +29,7 @@ T = TypeVar("T")
 MAX_DEPTH = 64
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 # Everything but brackets, quotes and colons: what is left describes the structure.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}":')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
@@ -43,7 +45,7 @@ async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
 
 def parse(raw: bytes, content_type: str | None, kind: type[T]) -> T:
     """Check and decode one JSON body (pure: the door's logic, tested without a server)."""
-    if not is_json(content_type):
+    if content_type != "application/json" and not is_json(content_type):
         raise UnsupportedMediaType(
             f"the body must be application/json, not {(content_type or 'none')[:100]!r}"
         )
@@ -56,10 +58,13 @@ def parse(raw: bytes, content_type: str | None, kind: type[T]) -> T:
             ) from None
     if b"\x00" in raw or (b"\\u0000" in raw and b"\\u0000" in raw.replace(b"\\\\", b"")):
         raise Unprocessable("strings may not contain NUL (\\u0000)", code="invalid_character")
-    _check_depth(raw)
-    decoded = _decode_json(raw)
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _check_depth(raw)
     members = raw.count(b":")
-    if members > 1 and _repeats_a_key(raw, decoded, members):
+    if members < 2:  # no object can repeat a key: one typed decode does the rest
+        return _typed(raw, kind)
+    decoded = _decode_json(raw)
+    if _repeats_a_key(raw, decoded, members):
         raise Unprocessable("a JSON object repeats a key", code="duplicate_key")
     try:
         return msgspec.convert(decoded, kind)
@@ -79,14 +84,13 @@ def is_json(content_type: str | None) -> bool:
 
 
 def _check_depth(raw: bytes) -> None:
-    """Refuse more than MAX_DEPTH levels of nesting, before the decoder recurses into them.
+    """Refuse more than MAX_DEPTH levels of nesting, before the decoder recurses into them
+    (called when there are more brackets than the bound).
 
-    Fast path: fewer brackets than the bound. Otherwise the brackets are measured as if no string
+    The brackets are measured as if no string
     held any; only a body that then looks too deep is measured again with its strings removed.
     Brackets inside strings can also hide depth (``["]", ["]", ...``); such a body is still
     stopped, by the decoder's recursion limit (~1,000 levels, caught as the same 400)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
-        return
     if _depth(raw) <= MAX_DEPTH:
         return
     if b'"' in raw and _depth(_outside_strings(raw)) <= MAX_DEPTH:
@@ -117,6 +121,23 @@ def _outside_strings(raw: bytes) -> bytes:
     return b"".join(kept.split(b'"')[::2])  # even pieces lie between strings
 
 
+def _typed(raw: bytes, kind: type[T]) -> T:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    try:
+        result: T = decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise Unprocessable(str(exc), code="invalid_body") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+    except RecursionError:  # depth the bracket count could not see (brackets in strings)
+        raise InvalidRequest(
+            f"JSON nested deeper than {MAX_DEPTH} levels", code="nesting_too_deep"
+        ) from None
+    return result
+
+
 def _decode_json(raw: bytes) -> Any:
     try:
         return _decode_any(raw)
@@ -136,7 +157,7 @@ def _repeats_a_key(raw: bytes, decoded: Any, raw_colons: int) -> bool:
     in all its strings, dropped members' included. So the re-encoding has fewer colons exactly
     when a key repeated, as long as no colon in ``raw`` was written as an escape (``\\u003a``):
     then the keys are counted one by one."""
-    if b"\\u003a" in raw or b"\\u003A" in raw:
+    if b"\\u003" in raw:  # maybe an escaped colon (``\\u003a``): count key by key
         return _count_keys(decoded) < _outside_strings(raw).count(b":")
     return _encode(decoded).count(b":") < raw_colons
 

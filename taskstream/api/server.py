@@ -8,9 +8,17 @@ the limit plus one read (256 KiB) is ever buffered.
 
 The count starts at each request (keep-alive, pipelining). The read in which a head begins is
 not counted (it may end the previous request's body): a head is refused at the latest one read
-past the limit, and a request within the limit is never refused. A head that arrives whole in
-that read is measured when it ends (request target and header fields as the parser hands them
-over), so it is refused all the same, before the app sees it.
+past the limit, and a request within the limit is never refused. When a head ends, it is
+measured exactly (request target and header fields as parsed) if it could be over the limit: it
+spanned reads, or the read it came in was larger than the limit. So a head that arrives whole in
+one large read is refused all the same, before the app sees it.
+
+The request target is checked here too, once the head is complete (``guards.bad_target``): a
+target with a control character or non-UTF-8 bytes is answered 400 by a small ASGI app in place
+of ours, on the same connection. One regex search over the target is all a usual request costs.
+
+Per request this adds a few attribute updates to uvicorn's callbacks, no per-header work: the
+head's callbacks are the hot path of every request.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .guards import bad_target, refusal, suspect_target
 from .problems import problem_bytes
 
 LINGER_S = 2.0  # how long a refused connection's further bytes are read and dropped
@@ -35,13 +44,13 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = False
         self._head_began = False  # a head began in the read being parsed
-        self._head_size = 0  # the current head's target and fields, as parsed
+        self._read_size = 0  # bytes in the read being parsed
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # reads already queued when the connection was closed
-        self._head_began = False
+        self._head_began, self._read_size = False, len(data)
         super().data_received(data)
         if self._in_head:
             if not self._head_began:
@@ -53,26 +62,29 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().on_message_begin()
-        self._in_head, self._head_began, self._head_bytes, self._head_size = True, True, 0, 0
-
-    def on_url(self, url: bytes) -> None:
-        if not self._refused:
-            self._head_size += len(url)
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._refused:
-            self._head_size += len(name) + len(value) + 4  # ": " and CRLF
-            super().on_header(name, value)
+        self._in_head, self._head_began, self._head_bytes = True, True, 0
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         if self._refused:
             return
-        if self._head_size > self.max_head_bytes:
+        could_be_over = not self._head_began or self._read_size > self.max_head_bytes
+        if could_be_over and self._head_size() > self.max_head_bytes:
             self._refuse_head()  # the app never sees this request
             return
-        super().on_headers_complete()
+        why = bad_target(self.url) if suspect_target(self.url) else None
+        if why is None:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, refusal(f"the request's target contains {why}")
+        try:
+            super().on_headers_complete()  # answered by the refusal, on this connection
+        finally:
+            self.app = app
+
+    def _head_size(self) -> int:
+        """The current head's target and fields, as parsed (``": "`` and CRLF per field)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -26,6 +27,16 @@ Cursor = Annotated[
 # A filter PostgreSQL can compare: no NUL (text cannot hold one) and bounded.
 Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 TaskId = Annotated[str, PathParameter(description="A task id (UUID); any other text is a 404")]
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+
+
+def encoded(value: T, status_code: int) -> Response[T]:
+    """``value`` as a JSON response, encoded here by msgspec. The hot routes answer this way:
+    Litestar's generic rendering (serializer look-up, media-type match, header merging) cost a
+    few microseconds more per request. The annotation still says ``T``, so the schema is typed;
+    the content is bytes, which Litestar sends as they are."""
+    return Response(cast(T, _encode(value)), status_code=status_code, media_type="application/json")
 
 
 def cursor_id(cursor: str | None) -> UUID | None:
@@ -65,7 +76,9 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
     },
     security=BEARER,
 )  # fmt: skip
-async def submit_task(request: Request[Any, Any, Any], state: State) -> Response[TaskOut]:
+async def submit_task(request: Request[Any, Any, Any]) -> Response[TaskOut]:
+    # The app's state, not a `state` parameter: Litestar would copy the State for each request.
+    state = request.app.state
     who = await state.auth.principal(request, Action.SUBMIT)
     body = await decode_body(request, SubmitTask)
     new = await build(
@@ -79,7 +92,7 @@ async def submit_task(request: Request[Any, Any, Any], state: State) -> Response
             code="idempotency_conflict",
             task_id=str(result.task.id),
         )
-    return Response(TaskOut.of(result.task), status_code=201 if result.created else 200)
+    return encoded(TaskOut.of(result.task), 201 if result.created else 200)
 
 
 @post(

@@ -41,7 +41,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import taskstream.api.app as app_module
-from taskstream.api.guards import TargetGuard
 from taskstream.api.server import head_limited
 from taskstream.core.config import Settings
 from taskstream.store.database import create_pool
@@ -135,10 +134,10 @@ def served(servers: tuple[str, str], template_db: str) -> Iterator[Served]:
     keys = asyncio.run(_prepare(settings, admin_url, template_db, name))
     app = app_module.create_app(settings)
     port = _free_port()
-    # Served as `taskstream api` serves it (services.api_service): the target guard outside
-    # the app, the protocol that answers 431 to oversized heads.
+    # Served as `taskstream api` serves it (services.api_service): the protocol that answers
+    # 431 to oversized heads and 400 to bad request targets.
     config = uvicorn.Config(
-        TargetGuard(app),
+        app,
         http=head_limited(settings.max_header_bytes),
         host="127.0.0.1",
         port=port,

@@ -85,6 +85,15 @@ async def test_a_valid_key_is_looked_up_once_per_ttl(auth, keys, clock) -> None:
     assert keys.lookups == 2
 
 
+async def test_a_recognised_key_does_not_vouch_for_another_secret(auth, keys) -> None:
+    await auth.verify(KEY, "a")  # verified: its secret is remembered for the TTL
+    with pytest.raises(Unauthenticated) as err:
+        await auth.verify(f"tsk_{PREFIX}_{'t' * 32}", "a")
+    assert err.value.code == "invalid_api_key"
+    assert (await auth.verify(KEY, "a")).tenant_id == TENANT
+    assert keys.lookups == 1
+
+
 async def test_revocation_is_seen_within_the_ttl(auth, keys, clock) -> None:
     await auth.verify(KEY, "a")
     keys.add(revoked=True)
