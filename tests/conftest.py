@@ -117,6 +117,10 @@ def settings(servers: tuple[str, str], template_db: str) -> Iterator[Settings]:
         promote_interval_s=0.02,
         publish_grace_s=0.5,
         shutdown_grace_s=5.0,
+        # Tests send hundreds of requests a minute and fire schedules every second; the tests
+        # of these limits set their own.
+        tenant_rate_limit=1_000_000,
+        min_schedule_interval_s=1.0,
     )
     asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     client = redis.Redis.from_url(redis_url)

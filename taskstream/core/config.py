@@ -52,6 +52,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_failures_per_minute: Count = 30
     """Wrong API keys one client address may send per minute before it gets 429 (valid keys
     are never slowed down)."""
+    tenant_rate_limit: Count = 100
+    """Requests per minute per tenant, over every route, for tenants created without their own
+    `--rate-limit`; over it: 429 `rate_limited` with `Retry-After`."""
+    tenant_max_pending: Count = 1_000_000
+    """Tasks waiting (pending + scheduled) per tenant without its own `--max-pending`; a submit
+    over it gets 503 `queue_full` and nothing is written."""
+    max_schedules_per_tenant: Count = 100
+    """Schedules one tenant may have; one more gets 409 `schedule_quota_exceeded`."""
+    min_schedule_interval_s: Seconds = 10.0
+    """Shortest interval between two fires of a schedule; a cron expression that fires more
+    often gets 422 `schedule_too_frequent`."""
     promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
     publish_grace_s: Seconds = 2.0

@@ -33,6 +33,8 @@ class Cluster:
             "TASKSTREAM_REDIS_PREFIX": settings.redis_prefix,
             "TASKSTREAM_LOG_FORMAT": "json",
             "TASKSTREAM_PROMOTE_INTERVAL_S": "0.02",
+            "TASKSTREAM_TENANT_RATE_LIMIT": str(settings.tenant_rate_limit),
+            "TASKSTREAM_MIN_SCHEDULE_INTERVAL_S": str(settings.min_schedule_interval_s),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")])),
         }
         self.logs = logs
