@@ -18,7 +18,7 @@ from .observability.logging import configure
 from .runtime import run_async
 
 if TYPE_CHECKING:
-    from .store.tenants import KeyInfo, TenantStore
+    from .store.tenants import KeyInfo, TenantInfo, TenantLimits, TenantStore
 
 T = TypeVar("T")
 
@@ -54,9 +54,113 @@ def _with_tenants(settings: Settings, fn: Callable[[TenantStore], Awaitable[T]])
     return result
 
 
+# The limit options of `tenant create|update`: (option, TenantLimits field, what it means).
+_LIMIT_OPTIONS = (
+    ("--rate-limit", "rate_limit",
+     "requests per minute over every route; 'default': TASKSTREAM_TENANT_RATE_LIMIT"),
+    ("--max-pending", "max_pending",
+     "tasks waiting (pending + scheduled); 'default': TASKSTREAM_TENANT_MAX_PENDING"),
+    ("--max-concurrency", "max_concurrency",
+     "tasks processing at once across all workers; 'default': no cap"),
+)  # fmt: skip
+
+
+def _limit_type(field: str) -> Callable[[str], int | None]:
+    """Parses an option of ``field``: a whole number in range, or ``default`` (None) except for
+    the weight. The store's own check decides, so the CLI and the store agree on the bounds."""
+
+    def parse(text: str) -> int | None:
+        from .store.tenants import check_limit
+
+        value = text.strip()
+        if value.lower() == "default" and field != "weight":
+            return None
+        try:
+            return check_limit(field, int(value) if value.lstrip("+-").isdecimal() else text)
+        except ProblemError as exc:
+            raise argparse.ArgumentTypeError(exc.detail) from None
+
+    parse.__name__ = field  # argparse names the type in its "invalid ... value" message
+    return parse
+
+
+def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
+    """The limits given on the command line (options left out are absent)."""
+    fields = [field for _, field, _ in _LIMIT_OPTIONS] + ["weight"]
+    return {field: getattr(args, field) for field in fields if hasattr(args, field)}
+
+
 def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
-    print(_with_tenants(settings, lambda tenants: tenants.create_tenant(args.name)))
+    from .store.tenants import TenantLimits
+
+    limits = msgspec.structs.replace(TenantLimits(), **_limit_changes(args))
+    print(_with_tenants(settings, lambda tenants: tenants.create_tenant(args.name, limits)))
     return 0
+
+
+def cmd_tenant_update(settings: Settings, args: argparse.Namespace) -> int:
+    changes = _limit_changes(args)
+    if not changes:
+        _progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
+                  "--max-concurrency or --weight")  # fmt: skip
+        return 2
+    info = _with_tenants(settings, lambda tenants: tenants.update_tenant(args.name, changes))
+    print(tenant_table([info], settings))
+    return 0
+
+
+def cmd_tenant_list(settings: Settings, args: argparse.Namespace) -> int:
+    found = _with_tenants(settings, lambda tenants: tenants.list_tenants())
+    if args.output == "json":
+        print(msgspec.json.encode([TenantOut.of(t, settings) for t in found]).decode())
+    else:
+        print(tenant_table(found, settings))
+    return 0
+
+
+def effective_limits(limits: TenantLimits, settings: Settings) -> TenantLimits:
+    """The limits that apply: the tenant's own, else the deployment's defaults."""
+    return msgspec.structs.replace(
+        limits,
+        rate_limit=limits.rate_limit or settings.tenant_rate_limit,
+        max_pending=limits.max_pending or settings.tenant_max_pending,
+    )
+
+
+class TenantOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant in `tenant list --output json`: its own limits (null: the default, or no cap
+    for max_concurrency) and the ones in effect with this deployment's settings."""
+
+    id: str
+    name: str
+    created_at: datetime
+    limits: TenantLimits
+    effective: TenantLimits
+
+    @classmethod
+    def of(cls, info: TenantInfo, settings: Settings) -> TenantOut:
+        return cls(
+            id=str(info.id), name=info.name, created_at=info.created_at, limits=info.limits,
+            effective=effective_limits(info.limits, settings),
+        )  # fmt: skip
+
+
+def _limit_cell(own: int | None, default: int | None) -> str:
+    if own is not None:
+        return str(own)
+    return f"default ({default})" if default is not None else "no cap"
+
+
+def tenant_table(tenants: Sequence[TenantInfo], settings: Settings) -> str:
+    """Tenants and their limits as an aligned table; a default shows the value it stands for."""
+    head = ("NAME", "ID", "RATE LIMIT", "MAX PENDING", "MAX CONCURRENCY", "WEIGHT")
+    rows = [head] + [
+        (t.name, str(t.id), _limit_cell(t.limits.rate_limit, settings.tenant_rate_limit),
+         _limit_cell(t.limits.max_pending, settings.tenant_max_pending),
+         _limit_cell(t.limits.max_concurrency, None), str(t.limits.weight))
+        for t in tenants
+    ]  # fmt: skip
+    return _aligned(rows)
 
 
 def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -101,7 +205,11 @@ def key_table(keys: Sequence[KeyInfo]) -> str:
          _when(k.revoked_at))
         for k in keys
     ]  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return _aligned(rows)
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                      for r in rows)  # fmt: skip
 
@@ -241,11 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--payload", default="{}", help="payload JSON for every task")
     bench.add_argument("--timeout", type=float, default=600, help="give up after (s)")
 
-    tenant = verb("tenant", lambda *_: 2, "manage tenants")
+    tenant = verb("tenant", lambda *_: 2, "manage tenants and their limits")
     tenant_verbs = tenant.add_subparsers(dest="tenant_verb", required=True)
     create = tenant_verbs.add_parser("create", help="create a tenant; prints its id")
     create.add_argument("name")
+    _limit_arguments(create)
     create.set_defaults(fn=cmd_tenant_create)
+    update = tenant_verbs.add_parser("update", help="change a tenant's limits; the others stay")
+    update.add_argument("name")
+    _limit_arguments(update)
+    update.set_defaults(fn=cmd_tenant_update)
+    tl = tenant_verbs.add_parser("list", help="every tenant with its limits")
+    tl.add_argument("--output", choices=["table", "json"], default="table")
+    tl.set_defaults(fn=cmd_tenant_list)
 
     key = verb("key", lambda *_: 2, "manage API keys")
     key_verbs = key.add_subparsers(dest="key_verb", required=True)
@@ -264,6 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("prefix", help="the key's prefix (the part after tsk_)")
     kr.set_defaults(fn=cmd_key_revoke)
     return parser
+
+
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The limit options; one left out is absent from the namespace (kept, or the default)."""
+    for option, field, meaning in _LIMIT_OPTIONS:
+        parser.add_argument(
+            option, dest=field, type=_limit_type(field), default=argparse.SUPPRESS, metavar="N",
+            help=meaning,
+        )  # fmt: skip
+    parser.add_argument(
+        "--weight", type=_limit_type("weight"), default=argparse.SUPPRESS, metavar="W",
+        help="share of worker turns against other tenants with work waiting, 1-1000 (default 1)",
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

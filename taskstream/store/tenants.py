@@ -1,5 +1,5 @@
-"""Tenants and API keys. Keys are ``tsk_<prefix>_<secret>``: the prefix finds the row, the secret
-is kept only as a SHA-256 and compared in constant time."""
+"""Tenants, their limits, and API keys. Keys are ``tsk_<prefix>_<secret>``: the prefix finds the
+row, the secret is kept only as a SHA-256 and compared in constant time."""
 
 from __future__ import annotations
 
@@ -27,6 +27,31 @@ MAX_EXPIRES_IN_S = 10 * 366 * 86_400  # ten years: anything longer is a key that
 # is refused before a database look-up.
 _KEY = re.compile(r"tsk_([0-9a-f]{12})_([A-Za-z0-9-]{16,64})")
 _PREFIX = re.compile(r"[0-9a-f]{12}")
+# The largest value of each limit: its column's type (0011), and 1,000 turns for the weight.
+LIMIT_MAX = {
+    "rate_limit": 2**31 - 1,
+    "max_pending": 2**63 - 1,
+    "max_concurrency": 2**31 - 1,
+    "weight": 1000,
+}
+
+
+class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's own limits (migration 0011). None: the deployment's default
+    (``Settings.tenant_rate_limit``, ``Settings.tenant_max_pending``) or, for
+    ``max_concurrency``, no cap."""
+
+    rate_limit: int | None = None  # requests per minute, over every route
+    max_pending: int | None = None  # tasks waiting (pending + scheduled)
+    max_concurrency: int | None = None  # tasks processing at once across all workers
+    weight: int = 1  # share of worker turns against other tenants with work waiting (1-1000)
+
+
+class TenantInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    name: str
+    created_at: datetime
+    limits: TenantLimits
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -101,6 +126,51 @@ def _check_prefix(prefix: str) -> None:
         raise NotFound(f"no key with prefix {prefix[:40]!r}", code="key_not_found")
 
 
+def check_limit(field: str, value: object) -> int | None:
+    """``value`` if it may be stored as ``field`` (None: back to the default or no cap), else
+    :class:`Unprocessable` ``invalid_limit``: checked here, not left to the CHECKs of 0011."""
+    top = LIMIT_MAX.get(field)
+    if top is None:
+        raise Unprocessable(
+            f"unknown limit {field!r}: one of {', '.join(LIMIT_MAX)}", code="invalid_limit"
+        )
+    if value is None and field != "weight":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise Unprocessable(
+            f"{field} must be a whole number from 1 to {top}, not {value!r}", code="invalid_limit"
+        )
+    return value
+
+
+def _limit_args(limits: TenantLimits) -> list[int | None]:
+    return [check_limit(f, getattr(limits, f)) for f in LIMIT_MAX]
+
+
+def _update_args(changes: dict[str, int | None]) -> list[bool | int | None]:
+    """The flags and values of ``update_tenant`` for ``changes`` (fields left out are kept)."""
+    checked = {field: check_limit(field, value) for field, value in changes.items()}
+    args: list[bool | int | None] = []
+    for field in ("rate_limit", "max_pending", "max_concurrency"):
+        args += [field in checked, checked.get(field)]
+    return [*args, checked.get("weight")]
+
+
+def _limits(row: Any) -> TenantLimits:
+    return TenantLimits(
+        rate_limit=row["rate_limit"],
+        max_pending=row["max_pending"],
+        max_concurrency=row["max_concurrency"],
+        weight=row["weight"],
+    )
+
+
+def _info(row: Any) -> TenantInfo:
+    return TenantInfo(
+        id=UUID(str(row["id"])), name=row["name"], created_at=row["created_at"], limits=_limits(row)
+    )
+
+
 def _unix(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -114,17 +184,48 @@ class TenantStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
 
-    async def create_tenant(self, name: str) -> UUID:
+    async def create_tenant(self, name: str, limits: TenantLimits | None = None) -> UUID:
+        """A new tenant; ``limits`` left out: the deployment's defaults, no concurrency cap and
+        weight 1."""
+        args = _limit_args(limits or TenantLimits())
         async with acquire(self.pool) as conn:
             try:
-                tenant_id = await conn.fetchval(Q["create_tenant"], uuid7(), name)
-            except asyncpg.CheckViolationError:
+                tenant_id = await conn.fetchval(Q["create_tenant"], uuid7(), name, *args)
+            except asyncpg.CheckViolationError as exc:
+                if exc.constraint_name != "tenants_name_check":
+                    raise  # a limit check_limit let through: StoreRefused, from acquire
                 raise Conflict(
                     "tenant names are 1-63 letters, digits, '.', '_' or '-'", code="invalid_name"
                 ) from None
         if tenant_id is None:
             raise Conflict(f"tenant {name!r} already exists", code="tenant_exists")
         return UUID(str(tenant_id))
+
+    async def update_tenant(self, name: str, changes: dict[str, int | None]) -> TenantInfo:
+        """Change the limits named in ``changes`` (fields of :class:`TenantLimits`) and keep the
+        others; None puts ``rate_limit`` / ``max_pending`` back to the deployment default and
+        lifts the ``max_concurrency`` cap (``weight`` takes 1-1000 only)."""
+        args = _update_args(changes)
+        async with acquire(self.pool) as conn:
+            row = await conn.fetchrow(Q["update_tenant"], name, *args)
+        if row is None:
+            raise NotFound(f"no tenant named {name!r}", code="tenant_not_found")
+        return _info(row)
+
+    async def list_tenants(self) -> list[TenantInfo]:
+        """Every tenant, by name (the operator's CLI, on the owner's pool)."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["list_tenants"])
+        return [_info(r) for r in rows]
+
+    async def limits(self, tenant_id: UUID) -> TenantLimits:
+        """The tenant's own limits (None: default / no cap); on the API's pool, only for the
+        tenant the session is scoped to, like every tenant-scoped statement."""
+        async with acquire(self.pool, tenant_id) as conn:
+            row = await conn.fetchrow(Q["tenant_limits"], tenant_id)
+        if row is None:
+            raise NotFound(f"no tenant with id {tenant_id}", code="tenant_not_found")
+        return _limits(row)
 
     async def tenant_id(self, name: str) -> UUID:
         async with acquire(self.pool) as conn:
