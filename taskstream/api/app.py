@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from ..broker.connection import connect
 from ..broker.keys import Keys
 from ..broker.producer import Producer
+from ..broker.rate import RateBuckets
 from ..core.config import Settings
 from ..core.errors import BrokerUnavailable, StoreUnavailable
 from ..store.database import acquire, create_pool
@@ -23,12 +24,12 @@ from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
-from .auth import EXCEPTION_HANDLERS as AUTH_EXCEPTION_HANDLERS
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
 from .keys import ROUTES as KEY_ROUTES
+from .limits import Backlog, Limits, RateLimiter, add_rate_headers
 from .openapi import openapi_config
 from .operations import ROUTES as OPERATION_ROUTES
 from .problems import EXCEPTION_HANDLERS
@@ -91,8 +92,20 @@ def create_app(settings: Settings) -> Litestar:
         )
         state.redis = connect(settings.redis_url)
         state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
+        tenants = TenantStore(state.pool)
+        state.limits = Limits(
+            tenants,
+            RateLimiter(RateBuckets(state.redis, Keys(settings.redis_prefix))),
+            Backlog(state.tasks.count_waiting),
+            default_rate=settings.tenant_rate_limit,
+            default_max_pending=settings.tenant_max_pending,
+            ttl_s=settings.api_key_cache_ttl_s,
+        )
         state.auth = Authenticator(
-            TenantStore(state.pool), settings.api_key_cache_ttl_s, settings.auth_failures_per_minute
+            tenants,
+            settings.api_key_cache_ttl_s,
+            settings.auth_failures_per_minute,
+            limits=state.limits,
         )
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.schedules = ScheduleStore(state.pool)
@@ -135,7 +148,9 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},
+        exception_handlers=EXCEPTION_HANDLERS,
+        # Every response to a tenant's request says where its rate limit stands (api/limits.py).
+        after_request=add_rate_headers,
         request_max_body_size=settings.max_request_bytes,
         openapi_config=openapi_config(version("taskstream")),
         debug=False,

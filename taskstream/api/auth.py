@@ -27,13 +27,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
-from litestar import Request, Response
-from litestar.types import ExceptionHandlersMap
+from litestar import Request
 
 from ..core.errors import Forbidden, ProblemError, TaskstreamError, Unauthenticated
 from ..core.rbac import Action, allows
 from ..store.tenants import Check, KeyRecord, Principal, split_key
-from .problems import problem
+from .limits import Limits
 
 log = structlog.get_logger("taskstream.api")
 MAX_CACHED = 10_000  # known prefixes (a row each, ~300 bytes)
@@ -64,22 +63,6 @@ class TooManyAuthFailures(ProblemError):
             retry_after_s=retry_after_s,
         )
         self.retry_after_s = retry_after_s
-
-
-def handle_too_many_auth_failures(
-    _: Request[Any, Any, Any], exc: TooManyAuthFailures
-) -> Response[bytes]:
-    return problem(
-        429,
-        exc.code,
-        exc.detail,
-        headers={"Retry-After": str(exc.retry_after_s)},
-        extra={"retry_after_s": exc.retry_after_s},
-    )
-
-
-# Added to the app's handlers: problems.py maps no headers from a ProblemError yet.
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {TooManyAuthFailures: handle_too_many_auth_failures}
 
 
 class FailureThrottle:
@@ -144,9 +127,11 @@ class Authenticator:
         ttl_s: float,
         failures_per_minute: int = 30,
         *,
+        limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tenants = tenants
+        self.limits = limits  # a verified tenant's request is then counted against its rate
         self.ttl_s = ttl_s
         self.clock = clock
         self.throttle = FailureThrottle(failures_per_minute)
@@ -168,6 +153,8 @@ class Authenticator:
             )
         key = key.strip()
         who = self._recognised(key) or await self.verify(key, _address(request))
+        if self.limits is not None:
+            await self.limits.admit_request(who.tenant_id)  # 429 past the tenant's rate
         if not allows(who.role, action):
             raise Forbidden(f"role {who.role!r} may not {action.value}", code="forbidden")
         return who

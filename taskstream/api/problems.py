@@ -12,6 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from ..core.errors import ProblemError, Unavailable
 from ..observability.metrics import HTTP_PROBLEMS
+from .limits import rate_headers
 from .schemas import Problem
 
 log = structlog.get_logger("taskstream.api")
@@ -68,14 +69,19 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[bytes]:
+    """A problem response; a tenant's request also gets its rate headers (api/limits.py)."""
     body = problem_bytes(status, code, detail, errors=errors, extra=extra)
+    rate = rate_headers()
+    if rate is not None:
+        headers = {**rate, **(headers or {})}
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
     extra = dict(exc.extra)
     errors = extra.pop("errors", None)
-    return problem(exc.status, exc.code, exc.detail, errors=errors, extra=extra)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return problem(exc.status, exc.code, exc.detail, headers=headers, errors=errors, extra=extra)
 
 
 def handle_unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[bytes]:

@@ -84,6 +84,7 @@ async def submit_task(request: Request[Any, Any, Any]) -> Response[TaskOut]:
     new = await build(
         body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now_utc()
     )
+    await state.limits.admit_tasks(who.tenant_id, 1)  # 503 queue_full: nothing written
     (result,) = await state.intake.submit([new])
     TASKS_SUBMITTED.inc(int(result.created))
     if result.conflict:
@@ -125,6 +126,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> BatchOu
             code="invalid_batch",
             errors=errors,
         )
+    await state.limits.admit_tasks(who.tenant_id, len(news))  # all or nothing
     results = await state.intake.submit(news)
     TASKS_SUBMITTED.inc(sum(r.created for r in results))
     items = [

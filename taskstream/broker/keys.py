@@ -5,6 +5,7 @@ A queue's four priority streams share one hash tag, so in Redis Cluster they liv
     {prefix}:{q<16 hex>}:p0 .. p3     work streams (critical .. low), entries {t: <task id>}
     {prefix}:workers                   consumer group name on every stream
     {prefix}:sentinel                  present while Redis still holds what we wrote
+    {prefix}:rate:{tenant id}          a tenant's request budget (rate.lua), gone when full
 
 The hash is of (tenant id, queue name): user-chosen queue names never reach a key verbatim.
 """
@@ -33,6 +34,9 @@ class Keys:
 
     def streams(self, tenant_id: UUID, queue: str) -> dict[Priority, str]:
         return {p: self.stream(tenant_id, queue, p) for p in Priority}
+
+    def rate(self, tenant_id: UUID) -> str:
+        return f"{self.prefix}:rate:{tenant_id}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this deployment (tests, cleanup)."""

@@ -31,6 +31,7 @@ class TaskstreamError(Exception):
 class ProblemError(TaskstreamError):
     status = 400
     code = "invalid_request"
+    retry_after_s: int | None = None  # sent as Retry-After (and in the body) when set
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -85,6 +86,28 @@ class StoreRefused(Unprocessable):
     retried as it is. The door checks should catch these first; this is the safety net."""
 
     code = "rejected_by_store"
+
+
+class RateLimited(ProblemError):
+    """The tenant spent its request budget (``--rate-limit`` per minute)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+class QueueFull(ProblemError):
+    """The tenant's waiting tasks are at ``--max-pending``: nothing was written."""
+
+    status = 503
+    code = "queue_full"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(TaskstreamError):

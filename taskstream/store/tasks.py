@@ -237,6 +237,11 @@ class TaskStore:
 
     # -- reads and user actions ----------------------------------------------------------------
 
+    async def count_waiting(self, tenant_id: UUID, up_to: int) -> int:
+        """The tenant's pending and scheduled tasks, but at most ``up_to``."""
+        async with acquire(self.pool, tenant_id) as conn:
+            return int(await conn.fetchval(Q["count_waiting"], tenant_id, up_to))
+
     async def get(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
         async with acquire(self.pool, tenant_id) as conn:
             row = await conn.fetchrow(Q["get_task"], tenant_id, task_id)

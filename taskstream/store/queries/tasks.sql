@@ -44,6 +44,13 @@ FROM (SELECT id AS cid FROM tasks JOIN unnest($1::uuid[]) AS u(uid) ON id = uid
       FOR UPDATE OF tasks SKIP LOCKED) AS fresh
 WHERE t.id = fresh.cid;
 
+-- name: count_waiting
+-- A tenant's waiting tasks, counted up to $2 (the backlog bound + 1): the (tenant, status)
+-- index is read no further than the bound.
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks WHERE tenant_id = $1 AND status IN ('pending', 'scheduled') LIMIT $2
+) AS waiting;
+
 -- name: get_task
 SELECT {task_columns} FROM tasks WHERE tenant_id = $1 AND id = $2;
 
