@@ -284,6 +284,17 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return bench_main(args.url, key, args.n, args.batch, args.type, args.payload, args.timeout)
 
 
+def cmd_streams(settings: Settings, args: argparse.Namespace) -> int:
+    from .streams import describe, table
+
+    rows = run_async(describe(settings, args.tenant))
+    if args.output == "json":
+        print(msgspec.json.encode(rows).decode())
+    else:
+        print(table(rows, settings.redis_prefix))
+    return 0
+
+
 def _queues(raw: str | None) -> list[str] | None:
     return [q.strip() for q in raw.split(",") if q.strip()] if raw else None
 
@@ -348,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--type", default="examples.noop", help="task type to submit")
     bench.add_argument("--payload", default="{}", help="payload JSON for every task")
     bench.add_argument("--timeout", type=float, default=600, help="give up after (s)")
+
+    streams = verb("streams", cmd_streams, "each queue's Redis streams: entries, pending, ready")
+    streams.add_argument("--tenant", help="only this tenant's queues")
+    streams.add_argument("--output", choices=["table", "json"], default="table")
 
     tenant = verb("tenant", lambda *_: 2, "manage tenants and their limits")
     tenant_verbs = tenant.add_subparsers(dest="tenant_verb", required=True)

@@ -21,6 +21,7 @@ from .scheduler.promoter import Promoter
 from .store.database import create_pool
 from .store.schedules import LeaseStore, ScheduleStore
 from .store.tasks import TaskStore
+from .store.tenants import TenantStore
 from .worker.registry import load_apps
 from .worker.runner import Worker
 
@@ -85,7 +86,7 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
         redis = connect(settings.redis_url)
         try:
             tasks = TaskStore(pool, idempotency_ttl_s=settings.idempotency_ttl_s)
-            producer = Producer(redis, Keys(settings.redis_prefix))
+            producer = Producer(redis, Keys(settings.redis_prefix), TenantStore(pool).names)
             name = holder or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
             leader = Leader(LeaseStore(pool), LEADER_ROLE, name)
             cron = Cron(ScheduleStore(pool), tasks, producer, leader)

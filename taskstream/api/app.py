@@ -121,7 +121,10 @@ def create_app(settings: Settings) -> Litestar:
             tenant_scoped=True,
         )
         intake_store = TaskStore(state.intake_pool, idempotency_ttl_s=settings.idempotency_ttl_s)
-        state.intake = Intake(intake_store, Producer(state.redis, Keys(settings.redis_prefix)))
+        names = TenantStore(state.intake_pool).names  # streams are named by tenant name
+        state.intake = Intake(
+            intake_store, Producer(state.redis, Keys(settings.redis_prefix), names)
+        )
         await state.catalog.reload()
         close_listener = await listen(state.pool, CHANNEL, state.catalog.invalidate)
         try:

@@ -25,6 +25,7 @@ import fastjsonschema
 import msgspec
 import structlog
 
+from ..broker.keys import NAME as QUEUE_NAME
 from ..broker.producer import Producer
 from ..core.config import Settings
 from ..core.errors import (
@@ -45,7 +46,6 @@ log = structlog.get_logger("taskstream.api")
 # How long published ids wait before their mark is written; well inside the relay's grace
 # (TASKSTREAM_PUBLISH_GRACE_S, 2 s by default), after which a row without a mark is republished.
 MARK_DELAY_S = 0.25
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Text PostgreSQL would refuse (NUL) or that breaks logs and headers (other C0 controls, DEL).
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # run_at as far ahead as delay_s may reach; also keeps it inside what PostgreSQL can store once
@@ -88,7 +88,7 @@ async def build(
             ],
         ) from None
     queue = body.queue or known.row.queue
-    if not QUEUE_NAME.fullmatch(queue):
+    if not QUEUE_NAME.fullmatch(queue):  # it names the queue's streams in Redis
         raise Unprocessable(
             "queue names are 1-64 letters, digits, '_', '.', ':' or '-'", code="invalid_queue"
         )

@@ -1,12 +1,31 @@
-"""Reading work from the streams through one consumer group, in priority turns.
+"""Reading work from the streams through one consumer group: only streams with work, priority
+turns across levels, weighted fair shares between tenants within a level.
 
-The worker never takes more entries than it has free slots, reads without blocking in priority
-order, and blocks on every stream only when all are empty. Entries stay pending (owned by this
+The worker never takes more entries than it has free slots, reads without blocking, and blocks
+on every stream only when no stream is marked ready. Entries stay pending (owned by this
 consumer) until the worker acks them after PostgreSQL committed the outcome.
+
+Ready index. Producers mark a stream in its priority's ready set when they add an entry
+(``Producer.publish``). A turn reads the ready sets (one round trip), picks the first priority in
+this turn's order (core.priority) that has ready streams this worker serves, shares the free
+slots between them and reads them (one more round trip). An idle stream costs nothing: it is
+not in a ready set. A stream that had nothing new is unmarked and then read once more; an entry
+added meanwhile is found by that read (and the stream marked again) or its producer's mark comes
+after the unmark, so no entry is left unmarked. A sweep every ``SWEEP_S`` marks every served
+stream that holds entries (a mark lost with a failed pipeline, streams of the old layout) and
+records which streams hold any, for the reclaim pass.
+
+Fair shares. Within a priority the slots are shared between ready streams in proportion to
+their tenant's weight (split evenly between the tenant's streams), with deficit round robin:
+each turn a stream earns ``slots * share`` credit and reads as many entries as its whole credit,
+so with more streams than slots every stream still gets its turn, weight-proportionally. A
+tenant's backlog therefore delays another tenant's new task by at most a few reads.
 """
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -20,6 +39,7 @@ from .connection import Redis, is_missing_group, translate_errors
 from .keys import Keys
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
+SWEEP_S = 5.0
 
 
 class Entry(NamedTuple):
@@ -28,11 +48,31 @@ class Entry(NamedTuple):
     task_id: UUID
 
 
+class ServedQueue(NamedTuple):
+    """A queue a worker reads: its tenant (id and name), its name, the tenant's weight."""
+
+    tenant_id: UUID
+    tenant: str
+    queue: str
+    weight: int
+
+
+class _Stream(NamedTuple):
+    tenant_id: UUID
+    priority: Priority
+    weight: int
+    legacy: bool  # a stream of the layout before issue 12: drained, never created
+
+
+def _task_id(raw: bytes) -> UUID:
+    return UUID(bytes=raw) if len(raw) == 16 else UUID(raw.decode())  # old layout: raw bytes
+
+
 def _parse(stream: bytes, messages: Iterable[Any]) -> list[Entry]:
     out = []
     for entry_id, fields in messages:
         if fields and b"t" in fields:  # a deleted entry comes back with no fields
-            out.append(Entry(stream, entry_id, UUID(bytes=fields[b"t"])))
+            out.append(Entry(stream, entry_id, _task_id(fields[b"t"])))
     return out
 
 
@@ -42,22 +82,33 @@ class Consumer:
         self.keys = keys
         self.name = name
         self.by_priority: dict[Priority, list[bytes]] = {p: [] for p in Priority}
-        self._known: set[bytes] = set()
+        self._streams: dict[bytes, _Stream] = {}
+        self._known: set[bytes] = set()  # streams whose group is known to exist
+        self._credit: dict[Priority, dict[bytes, float]] = {p: {} for p in Priority}
+        self._holding: set[bytes] = set()  # streams that held entries at the last sweep
+        self._swept_at = -SWEEP_S
         self._touch = redis.register_script(_TOUCH)
 
     @property
     def all_streams(self) -> list[bytes]:
+        """The streams of the current layout this worker serves."""
         return [s for p in Priority for s in self.by_priority[p]]
 
-    async def set_queues(self, queues: Iterable[tuple[UUID, str]]) -> None:
-        """Read these (tenant, queue) pairs from now on; creates missing groups."""
+    async def set_queues(self, queues: Iterable[ServedQueue]) -> None:
+        """Read these queues from now on; creates missing streams and groups."""
         by_priority: dict[Priority, list[bytes]] = {p: [] for p in Priority}
-        for tenant_id, queue in queues:
-            for p, key in self.keys.streams(tenant_id, queue).items():
+        streams: dict[bytes, _Stream] = {}
+        for q in queues:
+            legacy = self.keys.legacy_streams(q.tenant_id, q.queue)
+            for p, key in self.keys.streams(q.tenant, q.queue).items():
                 by_priority[p].append(key.encode())
+                streams[key.encode()] = _Stream(q.tenant_id, p, q.weight, legacy=False)
+                streams[legacy[p].encode()] = _Stream(q.tenant_id, p, q.weight, legacy=True)
         new = [s for p in Priority for s in by_priority[p] if s not in self._known]
         await self._ensure_groups(new)
-        self.by_priority = by_priority
+        if set(streams) - set(self._streams):
+            self._swept_at = -SWEEP_S  # sweep new queues (and their old-layout streams) soon
+        self.by_priority, self._streams = by_priority, streams
 
     async def _ensure_groups(self, streams: Sequence[bytes]) -> None:
         # Id 0, not $: entries added before the group existed (or before Redis lost the group
@@ -72,25 +123,117 @@ class Consumer:
             self._known.add(s)
 
     async def read(self, slots: int, turn: int, block_ms: int) -> list[Entry]:
-        """Up to ``slots`` new entries, highest priority first (see core.priority)."""
-        if slots <= 0 or not self.all_streams:
+        """Up to ``slots`` new entries: the first priority of this turn's order with ready
+        streams, shared between them by weight (see the module's docstring)."""
+        if slots <= 0 or not self._streams:
             return []
         missing = [s for s in self.all_streams if s not in self._known]
         if missing:  # new queues, or groups Redis lost
             await self._ensure_groups(missing)
+        if time.monotonic() - self._swept_at >= SWEEP_S:
+            await self.sweep()
+        order = read_order(turn)
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in order:
+                    pipe.smembers(self.keys.ready(p))
+                marked = await pipe.execute()
+        for p, members in zip(order, marked, strict=True):
+            ready = [s for s in members if s in self._streams]
+            if not ready:
+                continue
+            found = await self._read_ready(p, self._share(p, ready, slots))
+            if found:
+                return found
+        # Nothing ready: wait on every stream at once. With more streams than slots this may
+        # return a few more entries than slots; the caller buffers them.
+        return await self._read(dict.fromkeys(self.all_streams, 1), block_ms)
+
+    def _share(self, priority: Priority, ready: list[bytes], slots: int) -> dict[bytes, int]:
+        """Deficit round robin: entries to read from each ready stream this turn."""
+        per_tenant: dict[UUID, int] = defaultdict(int)
+        for s in ready:
+            per_tenant[self._streams[s].tenant_id] += 1
+        shares = {
+            s: self._streams[s].weight / per_tenant[self._streams[s].tenant_id] for s in ready
+        }
+        total = sum(shares.values())
+        owed = self._credit[priority]
+        credit = {s: owed.get(s, 0.0) + slots * shares[s] / total for s in ready}
+        counts: dict[bytes, int] = {}
+        left = slots
+        for s in ready:  # whole credits first
+            n = min(left, int(credit[s])) if credit[s] >= 1 else 0
+            if n:
+                counts[s] = n
+                credit[s] -= n
+                left -= n
+        # Slots still free go one by one to the most owed streams, which may borrow (a negative
+        # credit is paid back on later turns).
+        owed_most = [(-c, s) for s, c in credit.items()]
+        heapq.heapify(owed_most)
+        while left > 0:
+            c, s = heapq.heappop(owed_most)
+            counts[s] = counts.get(s, 0) + 1
+            credit[s] -= 1
+            left -= 1
+            heapq.heappush(owed_most, (c + 1, s))
+        self._credit[priority] = credit  # a stream that is not ready keeps no credit
+        return counts
+
+    async def _read_ready(self, priority: Priority, counts: dict[bytes, int]) -> list[Entry]:
+        found, empty = await self._read_each(counts)
+        if empty:
+            # Unmark, then look once more: an entry added before the unmark is read now; one
+            # added after it was marked again by its producer.
+            await self._mark(priority, empty, ready=False)
+            again, _ = await self._read_each(dict.fromkeys(empty, 1))
+            if again:
+                await self._mark(priority, list({e.stream for e in again}), ready=True)
+                found.extend(again)
+        return found
+
+    async def _mark(self, priority: Priority, streams: list[bytes], *, ready: bool) -> None:
+        key = self.keys.ready(priority)
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                (pipe.sadd if ready else pipe.srem)(key, *streams)
+                await pipe.execute()
+
+    async def _read_each(self, counts: dict[bytes, int]) -> tuple[list[Entry], list[bytes]]:
+        """Read each stream with its own count (one round trip); also returns the streams that
+        had nothing new (or are gone: an old-layout stream after its last entry)."""
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for s, n in counts.items():
+                    pipe.xreadgroup(self.keys.group, self.name, {s: b">"}, count=n)
+                replies = await pipe.execute(raise_on_error=False)
+        found: list[Entry] = []
+        empty: list[bytes] = []
+        for s, reply in zip(counts, replies, strict=True):
+            if isinstance(reply, Exception):
+                if "NOGROUP" not in str(reply):
+                    raise BrokerRefused(str(reply))
+                self._known.discard(s)  # Redis lost it (or an old stream is gone)
+                empty.append(s)
+                continue
+            entries = [e for _, messages in reply or () for e in _parse(s, messages)]
+            if entries:
+                found.extend(entries)
+            else:
+                empty.append(s)
+        return found, empty
+
+    async def _read(self, counts: dict[bytes, int], block: int | None) -> list[Entry]:
+        """One XREADGROUP over several streams (one count for all)."""
+        if not counts:
+            return []
         try:
-            for p in read_order(turn):
-                keys = self.by_priority[p]
-                if not keys:
-                    continue
-                start = turn % len(keys)  # rotate so no tenant's stream is always read first
-                chosen = (keys[start:] + keys[:start])[:slots]
-                found = await self._xreadgroup(chosen, slots // len(chosen), None)
-                if found:
-                    return found
-            # Everything is empty: wait on all streams at once. With more streams than slots
-            # this may return a few more entries than slots; the caller buffers them.
-            return await self._xreadgroup(self.all_streams, 1, block_ms)
+            with translate_errors():
+                resp = await self.redis.xreadgroup(
+                    self.keys.group, self.name, dict.fromkeys(counts, b">"),
+                    count=max(counts.values()), block=block,
+                )  # fmt: skip
         except BrokerRefused as exc:
             if not is_missing_group(exc):
                 raise
@@ -98,23 +241,38 @@ class Consumer:
             self._known.clear()
             await self._ensure_groups(self.all_streams)
             return []
-
-    async def _xreadgroup(
-        self, keys: Sequence[bytes], count: int, block: int | None
-    ) -> list[Entry]:
-        with translate_errors():
-            resp = await self.redis.xreadgroup(
-                self.keys.group, self.name, dict.fromkeys(keys, b">"), count=count, block=block
-            )
         out: list[Entry] = []
         for stream, messages in resp or ():
             out.extend(_parse(stream, messages))
         return out
 
+    async def sweep(self) -> None:
+        """Mark every served stream that holds entries ready (one round trip to look, one to
+        mark), and note them for reclaim."""
+        self._swept_at = time.monotonic()
+        streams = list(self._streams)
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for s in streams:
+                    pipe.xlen(s)
+                lengths = await pipe.execute()
+        holding = {s for s, n in zip(streams, lengths, strict=True) if n}
+        self._holding = holding
+        by_priority: dict[Priority, list[bytes]] = defaultdict(list)
+        for s in holding:
+            by_priority[self._streams[s].priority].append(s)
+        if by_priority:
+            with translate_errors():
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for p, ready in by_priority.items():
+                        pipe.sadd(self.keys.ready(p), *ready)
+                    await pipe.execute()
+
     async def reclaim(self, min_idle_ms: int, count: int) -> list[Entry]:
-        """Take over entries idle past the visibility timeout (their consumer died or hung)."""
+        """Take over entries idle past the visibility timeout (their consumer died or hung), in
+        the streams that held entries at the last sweep: an idle stream holds none."""
         out: list[Entry] = []
-        for stream in self.all_streams:
+        for stream in [s for s in self._holding if s in self._streams]:
             cursor: bytes | str = b"0-0"
             while len(out) < count:
                 try:

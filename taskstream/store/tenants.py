@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -217,6 +218,20 @@ class TenantStore:
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(Q["list_tenants"])
         return [_info(r) for r in rows]
+
+    async def names(self, ids: Collection[UUID]) -> dict[UUID, str]:
+        """Tenant names by id (streams are named by them). On the API's pool the session is
+        scoped to exactly these tenants."""
+        async with acquire(self.pool, set(ids)) as conn:
+            rows = await conn.fetch(Q["tenant_names"], list(ids))
+        return {r["id"]: r["name"] for r in rows}
+
+    async def served_queues(self, names: Sequence[str] | None) -> list[tuple[UUID, str, str, int]]:
+        """(tenant id, tenant name, queue, tenant weight) of every queue, or of those named:
+        what a worker reads (the owner's pool)."""
+        async with acquire(self.pool) as conn:
+            rows = await conn.fetch(Q["served_queues"], None if names is None else list(names))
+        return [(r["tenant_id"], r["tenant"], r["queue"], r["weight"]) for r in rows]
 
     async def limits(self, tenant_id: UUID) -> TenantLimits:
         """The tenant's own limits (None: default / no cap); on the API's pool, only for the

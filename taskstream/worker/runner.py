@@ -21,7 +21,7 @@ import structlog
 
 from ..broker.connection import Redis, connect
 from ..broker.connection import translate_errors as translate_broker_errors
-from ..broker.consumer import Consumer, Entry
+from ..broker.consumer import Consumer, Entry, ServedQueue
 from ..broker.keys import Keys
 from ..core.config import Settings
 from ..core.errors import BrokerUnavailable, Unavailable
@@ -32,6 +32,7 @@ from ..store.database import create_pool
 from ..store.notifications import Listener
 from ..store.task_types import TaskTypeRow, TaskTypeStore
 from ..store.tasks import QUEUES_CHANNEL, TaskStore
+from ..store.tenants import TenantStore
 from ..store.transactions import AttemptTransaction
 from ..store.workers import WorkerStore
 from .completer import Completer
@@ -189,7 +190,8 @@ class Worker:
         self._queues_at = 0.0  # refresh on the next turn
 
     async def refresh_queues(self) -> None:
-        await self.consumer.set_queues(await self.store.list_queues(self.queues))
+        served = await TenantStore(self._pool).served_queues(self.queues)
+        await self.consumer.set_queues(ServedQueue(*q) for q in served)
         self._queues_at = time.monotonic()
 
     # -- reading and claiming ------------------------------------------------------------------

@@ -36,7 +36,10 @@ def redis_leftovers(settings: Settings) -> tuple[int, int]:
     client = redis.Redis.from_url(settings.redis_url)
     try:
         length = pending = 0
-        for key in client.scan_iter(match=f"{settings.redis_prefix}:{{*}}:p*", count=1000):
+        # Every stream has a hash tag in braces ({tenant/queue}); no other key has one.
+        streams = list(client.scan_iter(match=f"{settings.redis_prefix}:{{*}}:*", count=1000))
+        assert streams, "no stream found: the pattern no longer matches the key layout"
+        for key in streams:
             length += client.xlen(key)
             pending += client.xpending(key, f"{settings.redis_prefix}:workers")["pending"]
         return length, pending

@@ -42,7 +42,7 @@ def submit_stuck_task(settings: Settings) -> str:
             store = TaskStore(pool)
             await store.upsert_queue(tenant, task.queue)
             await store.insert_many([task])
-            producer = Producer(redis, Keys(settings.redis_prefix))
+            producer = Producer(redis, Keys(settings.redis_prefix), TenantStore(pool).names)
             await producer.publish([Dispatch(task.id, tenant, task.queue, task.priority)])
             return str(task.id)
         finally:

@@ -86,9 +86,9 @@ async def tenants(pool: Any) -> dict[str, Tenant]:
 
 
 @pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Producer]:
+async def producer(settings: Settings, pool: Any) -> AsyncIterator[Producer]:
     redis = connect(settings.redis_url)
-    yield Producer(redis, Keys(settings.redis_prefix))
+    yield Producer(redis, Keys(settings.redis_prefix), TenantStore(pool).names)
     await redis.aclose()
 
 

@@ -318,6 +318,6 @@ async def test_publish_mark_follows_the_response_and_stops_the_relay(
 
     await until(marked)
     await asyncio.sleep(settings.publish_grace_s * 3)  # several relay passes past the grace
-    stream = producer.keys.stream(acme.id, "default", Priority.NORMAL)
+    stream = producer.keys.stream("acme", "default", Priority.NORMAL)
     assert await producer.redis.xlen(stream) == 1
     assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", task_id) == "pending"

@@ -63,3 +63,13 @@ FROM tenants t
 WHERE k.prefix = $1 AND t.id = k.tenant_id
 RETURNING t.name AS tenant, k.prefix, k.role, k.created_at, k.last_used_at, k.expires_at,
     k.revoked_at;
+
+-- name: tenant_names
+SELECT id, name FROM tenants WHERE id = ANY($1::uuid[]);
+
+-- name: served_queues
+-- What workers read: every queue (or those named) with its tenant's name and weight.
+SELECT q.tenant_id, t.name AS tenant, q.name AS queue, t.weight
+FROM queues q JOIN tenants t ON t.id = q.tenant_id
+WHERE $1::text[] IS NULL OR q.name = ANY($1::text[])
+ORDER BY t.name, q.name;

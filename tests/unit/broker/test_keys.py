@@ -1,4 +1,5 @@
-"""Redis keys: one hash tag per (tenant, queue); user-chosen names never reach a key."""
+"""Redis keys: readable names (tenant, queue and priority in words), one hash tag per queue,
+and names outside the door's alphabet that still never reach a key."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import re
 from uuid import UUID
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from taskstream.broker.keys import Keys
+from taskstream.broker.keys import NAME, Keys
 from taskstream.core.models import Priority
 
 TENANT = UUID("00000000-0000-0000-0000-000000000001")
-OTHER_TENANT = UUID("00000000-0000-0000-0000-000000000002")
-STREAM = re.compile(r"^ts:\{(q[0-9a-f]{16})\}:p([0-3])$")
+SAFE_KEY = re.compile(
+    r"^ts:\{[A-Za-z0-9~][A-Za-z0-9_.:~-]*/[A-Za-z0-9~][A-Za-z0-9_.:~-]*\}:(critical|high|normal|low)$"
+)
 HOSTILE = [
     "a b",
     "{x}",
@@ -25,6 +29,7 @@ HOSTILE = [
     "ключ",
     "队列🚀",
     "q" * 500,
+    "a/b",
 ]
 keys = Keys("ts")
 
@@ -35,45 +40,46 @@ def _hash_tag(key: str) -> str:
     return key[start : key.index("}", start)]
 
 
-@pytest.mark.parametrize("priority", list(Priority))
-def test_stream_format(priority: Priority) -> None:
-    key = keys.stream(TENANT, "default", priority)
-    match = STREAM.match(key)
-    assert match is not None, key
-    assert match.group(1) == Keys.queue_tag(TENANT, "default")
-    assert int(match.group(2)) == int(priority)
-
-
-def test_tag_is_stable_across_releases() -> None:
-    # Changing the hash orphans every stream of a running deployment.
-    assert Keys.queue_tag(TENANT, "default") == "q3afb3c18d2fbba94"
+def test_a_stream_names_tenant_queue_and_priority_in_words() -> None:
+    assert keys.stream("acme", "emails", Priority.HIGH) == "ts:{acme/emails}:high"
+    assert keys.streams("acme", "emails") == {
+        Priority.CRITICAL: "ts:{acme/emails}:critical",
+        Priority.HIGH: "ts:{acme/emails}:high",
+        Priority.NORMAL: "ts:{acme/emails}:normal",
+        Priority.LOW: "ts:{acme/emails}:low",
+    }
+    assert keys.ready(Priority.LOW) == "ts:ready:low"
 
 
 def test_all_priorities_of_a_queue_share_one_slot() -> None:
-    streams = keys.streams(TENANT, "default")
-    assert list(streams) == list(Priority)
-    assert len(set(streams.values())) == 4
-    assert {_hash_tag(k) for k in streams.values()} == {Keys.queue_tag(TENANT, "default")}
-
-
-@pytest.mark.parametrize(
-    ("tenant", "queue"), [(OTHER_TENANT, "default"), (TENANT, "Default"), (TENANT, "default2")]
-)
-def test_other_queue_or_tenant_gets_another_tag(tenant: UUID, queue: str) -> None:
-    assert Keys.queue_tag(tenant, queue) != Keys.queue_tag(TENANT, "default")
+    assert {_hash_tag(k) for k in keys.streams("acme", "emails").values()} == {"acme/emails"}
 
 
 @pytest.mark.parametrize("queue", HOSTILE)
-@pytest.mark.parametrize("priority", list(Priority))
-def test_hostile_queue_names_never_reach_the_key(queue: str, priority: Priority) -> None:
-    key = keys.stream(TENANT, queue, priority)
-    assert STREAM.match(key), key
+def test_names_outside_the_alphabet_never_reach_the_key(queue: str) -> None:
+    key = keys.stream("acme", queue, Priority.NORMAL)
+    assert SAFE_KEY.match(key), key
     assert queue not in key
-    assert re.fullmatch(r"q[0-9a-f]{16}", _hash_tag(key))
+    assert key != keys.stream("acme", queue + "x", Priority.NORMAL)
+
+
+@given(st.from_regex(NAME, fullmatch=True), st.from_regex(NAME, fullmatch=True))
+def test_names_in_the_alphabet_are_kept_verbatim(tenant: str, queue: str) -> None:
+    key = keys.stream(tenant, queue, Priority.NORMAL)
+    assert key == f"ts:{{{tenant}/{queue}}}:normal"
+    assert _hash_tag(key) == f"{tenant}/{queue}"
+
+
+def test_the_old_layout_is_still_named() -> None:
+    # Streams of deployments before issue 12: workers drain what is left in them.
+    legacy = keys.legacy_streams(TENANT, "default")
+    assert legacy[Priority.CRITICAL] == "ts:{q3afb3c18d2fbba94}:p0"
+    assert legacy[Priority.LOW] == "ts:{q3afb3c18d2fbba94}:p3"
 
 
 def test_group_and_pattern_use_the_prefix() -> None:
     other = Keys("tst42")
     assert other.group == "tst42:workers"
     assert other.pattern() == "tst42:*"
-    assert other.stream(TENANT, "default", Priority.LOW).startswith("tst42:{q")
+    assert other.stream("acme", "default", Priority.LOW) == "tst42:{acme/default}:low"
+    assert other.rate(TENANT) == f"tst42:rate:{TENANT}"
