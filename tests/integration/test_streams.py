@@ -5,6 +5,7 @@ drained."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections import Counter
@@ -197,3 +198,32 @@ async def test_the_streams_verb_shows_each_stream(redis, settings, pool, tenants
     )
     assert high in table(rows, settings.redis_prefix)
     assert "redis-cli XRANGE" in table(rows, settings.redis_prefix)
+
+
+async def test_a_worker_starts_a_new_task_of_another_tenant_before_a_backlog_drains(
+    api, settings, tenants, pool, start_worker
+) -> None:
+    """End to end: 2,000 tasks of acme's that take 20 ms each on 8 slots (5 s of work), then
+    one of globex's: with fair shares it starts within a few reads, long before acme is done."""
+    acme, globex = tenants["acme"], tenants["globex"]
+    sleep = {"type": "examples.sleep", "payload": {"seconds": 0.02}}
+    for _ in range(4):
+        r = await api.post("/v1/tasks/batch", json={"tasks": [sleep] * 500}, headers=acme.auth())
+        assert r.status_code == 201
+    await start_worker(concurrency=8)
+    r = await api.post("/v1/tasks", json=sleep, headers=globex.auth())
+    new = UUID(r.json()["id"])
+
+    async def started() -> bool:
+        return bool(
+            await pool.fetchval("SELECT started_at IS NOT NULL FROM tasks WHERE id = $1", new)
+        )
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while not await started():
+        assert asyncio.get_running_loop().time() < deadline, "globex's task never started"
+        await asyncio.sleep(0.02)
+    left = await pool.fetchval(
+        "SELECT count(*) FROM tasks WHERE tenant_id = $1 AND status = 'pending'", acme.id
+    )
+    assert left > 1000, f"globex waited for acme's backlog: only {left} of 2,000 were left"
