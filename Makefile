@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test lint bench clean
+.PHONY: install dev test lint bench bench-fairness clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ lint: install
 # BENCH_ARGS="--quick" for a smoke run, e.g. BENCH_ARGS="--quick --phases drain,pickup".
 bench: install
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+# Issue 12's fairness phase alone (not in `make bench`; ~5 min on 2 cores): skew, many tenants.
+# BENCH_ARGS="--quick" for a smoke run (~1 min).
+bench-fairness: install
+	$(BIN)/python bench/e2e.py --phases fairness $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .taskstream .pytest_cache .mypy_cache .ruff_cache

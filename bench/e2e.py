@@ -15,6 +15,9 @@ Phases (``--phases``, default all, in this order):
 * peers: the peer libraries' drain and pickup latency on the same servers, for the ratios.
 * paired: rounds of one taskstream drain (peers' body, 2 worker processes) and one drain of each
   peer, back to back, each round's ratio from figures minutes apart, not tens of minutes.
+* fairness (only when named, ~5 minutes; issue 12): light tenants' submit -> start latency
+  without and with a heavy tenant's backlog, and the drain rate over 1, 100 and 1,000 tenants,
+  each on a deployment of its own.
 
 The run prints a table of every figure beside its target and the best peer's, and writes the
 full report as JSON. Every run has its own database and Redis key prefix, removed at the end,
@@ -39,7 +42,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from e2e_parts.config import BODIES, PEER_LIBS_ALL, PEER_LIBS_DEFAULT, PHASES, SIZES, Config
+from e2e_parts.config import (
+    BODIES,
+    DEFAULT_PHASES,
+    OPT_IN_PHASES,
+    PEER_LIBS_ALL,
+    PEER_LIBS_DEFAULT,
+    PHASES,
+    SIZES,
+    Config,
+)
 from e2e_parts.console import BenchError, say
 from e2e_parts.environment import (
     hardware,
@@ -47,6 +59,7 @@ from e2e_parts.environment import (
     package_versions,
     server_settings,
 )
+from e2e_parts.fairness import phase_fairness
 from e2e_parts.paired import phase_paired
 from e2e_parts.peers import phase_peers
 from e2e_parts.processes import Cluster, log_summary, process_env
@@ -58,10 +71,13 @@ from e2e_parts.summary import figures
 HERE = Path(__file__).resolve().parent
 
 
-def comma_list(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+def comma_list(
+    text: str, known: Sequence[str], what: str, everything: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The items of `text`, each one of `known`; "all" is `everything` (default: `known`)."""
     items = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
     if items == ("all",):
-        return tuple(known)
+        return tuple(known if everything is None else everything)
     unknown = [x for x in items if x not in known]
     if unknown or not items:
         raise argparse.ArgumentTypeError(
@@ -73,7 +89,9 @@ def comma_list(text: str, known: Sequence[str], what: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add = p.add_argument
-    add("--phases", default="all", help=f"comma list of {','.join(PHASES)} (default: all)")
+    add("--phases", default="all",
+        help=f"comma list of {','.join(PHASES)} (default: all = every one but "
+             f"{','.join(OPT_IN_PHASES)})")  # fmt: skip
     add("--quick", action="store_true", help="small sizes everywhere: a smoke run, not figures")
     add("--use-running", action="store_true",
         help="BENCH_REDIS_URL / BENCH_PG_URL instead of private servers")  # fmt: skip
@@ -118,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--peers-rate", type=float, help="peer latency load, jobs/s (default: --rate)")
     g.add_argument("--peers-duration", type=float, help="peer latency seconds (15; quick 3)")
     g.add_argument("--paired-rounds", type=int, help="paired phase: rounds (5; quick 1)")
+    g = p.add_argument_group("fairness (issue 12; run only when named in --phases)")
+    g.add_argument("--fairness-duration", type=float,
+                   help="seconds of light load in each of runs A and B (30; quick 5)")  # fmt: skip
+    g.add_argument("--fairness-rate", type=float, default=20.0,
+                   help="single submits/s of each of the 9 light tenants (20)")  # fmt: skip
+    g.add_argument("--fairness-backlog", type=int,
+                   help="the heavy tenant's backlog in run B (50000; quick 5000)")  # fmt: skip
+    g.add_argument("--fairness-body-ms", type=float,
+                   help="examples.sleep per task (default: the backlog keeps every slot busy "
+                        "for 2x --fairness-duration)")  # fmt: skip
+    g.add_argument("--fairness-n", type=int,
+                   help="tasks per many-tenants drain (20000; quick 2000)")  # fmt: skip
+    g.add_argument("--fairness-tenants", default="1,100,1000",
+                   help="tenant counts, one drain case each (1,100,1000)")  # fmt: skip
+    g.add_argument("--fairness-reps", type=int,
+                   help="drains per tenant count, median reported (3; quick 1)")  # fmt: skip
     return p
 
 
@@ -125,18 +159,21 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     p = build_parser()
     a = p.parse_args(argv)
     try:
-        phases = comma_list(a.phases, PHASES, "--phases")
+        phases = comma_list(a.phases, PHASES, "--phases", DEFAULT_PHASES)
         bodies = comma_list(a.drain_bodies, tuple(BODIES), "--drain-bodies")
         peers = comma_list(a.peers, PEER_LIBS_ALL, "--peers")
         drain_workers = tuple(int(x) for x in a.drain_workers.split(",") if x.strip())
+        fair_tenants = tuple(sorted({int(x) for x in a.fairness_tenants.split(",") if x.strip()}))
     except (argparse.ArgumentTypeError, ValueError) as exc:
         p.error(str(exc))
     # Sizes not given: the full run's, or --quick's.
     size = {k: getattr(a, k) if getattr(a, k) is not None else v[a.quick] for k, v in SIZES.items()}
     counts = [a.workers, a.api_processes, a.concurrency, a.batch_size, a.submitters,
               a.sustained_batch, a.sustained_clients, size["drain_n"], size["drain_reps"],
-              size["paired_rounds"], *drain_workers]  # fmt: skip
-    if not drain_workers or min(counts) < 1 or min(a.rate, a.sustained_rate, a.http_rate) <= 0:
+              size["paired_rounds"], *drain_workers, size["fairness_backlog"], size["fairness_n"],
+              size["fairness_reps"], *fair_tenants]  # fmt: skip
+    rates = [a.rate, a.sustained_rate, a.http_rate, a.fairness_rate, size["fairness_duration"]]
+    if not drain_workers or not fair_tenants or min(counts) < 1 or min(rates) <= 0:
         p.error("counts and rates must be positive")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Config(
@@ -155,6 +192,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         memory_n=size["memory_n"], large_rows=size["large_rows"], peers=peers,
         peers_n=a.peers_n or size["drain_n"], peers_rate=a.peers_rate or a.rate,
         peers_duration=size["peers_duration"], paired_rounds=size["paired_rounds"],
+        fairness_duration=size["fairness_duration"], fairness_rate=a.fairness_rate,
+        fairness_backlog=size["fairness_backlog"], fairness_body_ms=a.fairness_body_ms,
+        fairness_n=size["fairness_n"], fairness_tenants=fair_tenants,
+        fairness_reps=size["fairness_reps"],
     )  # fmt: skip
 
 
@@ -182,6 +223,8 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
         }
         if any(p in RUNNERS for p in cfg.phases):
             await run_taskstream(cfg, stores, log_dir, report)
+        if cfg.wants("fairness"):  # deployments of its own, after the main one is gone
+            await run_fairness(cfg, srv, log_dir, report)
         if cfg.wants("peers"):  # after taskstream's processes and data are gone
             await run_peers(cfg, srv, log_dir, report)
         if cfg.wants("paired"):
@@ -215,6 +258,14 @@ async def run_peers(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, 
         libs=list(cfg.peers), n=cfg.peers_n, rate=cfg.peers_rate,
         duration=cfg.peers_duration, quick=cfg.quick,
     ))  # fmt: skip
+
+
+async def run_fairness(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
+    say("=== phase fairness (tenant skew, then many tenants) ===")
+    await _recorded("fairness", report, phase_fairness(cfg, srv, log_dir / "fairness"))
+    # A part that failed leaves the other's figures in the report and fails the run.
+    for part, why in (report.get("fairness") or {}).get("errors", {}).items():
+        report["phase_errors"][f"fairness {part}"] = why
 
 
 async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 APPS = ("taskstream.examples.tasks", "e2e_parts.benchapp")
 NOOP_TYPE = "examples.noop"
 PEER_TYPE = "bench.peer_body"
+SLEEP_TYPE = "examples.sleep"  # {"seconds": s}: the fairness phase's body, slots busy, CPU idle
 BODIES = {"noop": NOOP_TYPE, "peer": PEER_TYPE}  # --drain-bodies name -> task type
 PEER_EMAIL = "user@example.com"  # the peers' payload: {"n": i, "to": PEER_EMAIL}
 
@@ -27,7 +28,13 @@ def body_keys(prefix: str) -> tuple[str, str]:
     return f"{prefix}:bench:done", f"{prefix}:bench:bits"
 
 
-PHASES = ("drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired")
+PHASES = (
+    "drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired", "fairness",
+)  # fmt: skip
+# Run only when named: `--phases all` (the default) is every other phase. The fairness phase
+# builds deployments of its own and takes ~5 minutes (issue 12).
+OPT_IN_PHASES = ("fairness",)
+DEFAULT_PHASES = tuple(p for p in PHASES if p not in OPT_IN_PHASES)
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
 PEER_LIBS_ALL = (
     "arq", "saq", "taskiq_stream", "taskiq_list", "dramatiq", "celery", "rq", "procrastinate",
@@ -46,6 +53,10 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "peers_n": (50_000, 5_000),
     "peers_duration": (15.0, 3.0),
     "paired_rounds": (5, 1),
+    "fairness_duration": (30.0, 5.0),
+    "fairness_backlog": (50_000, 5_000),
+    "fairness_n": (20_000, 2_000),
+    "fairness_reps": (3, 1),
 }
 
 
@@ -87,6 +98,14 @@ class Config:
     peers_rate: float
     peers_duration: float
     paired_rounds: int  # rounds of one taskstream drain and one drain of each peer, back to back
+    # fairness (issue 12): tenant skew, then the drain over many tenants
+    fairness_duration: float  # seconds of light-tenant load in each of runs A and B
+    fairness_rate: float  # single submits per second of each of the nine light tenants
+    fairness_backlog: int  # the heavy tenant's tasks, pre-filled before run B's light load
+    fairness_body_ms: float | None  # the skew's task body (examples.sleep); None: derived
+    fairness_n: int  # tasks of each many-tenants drain, spread evenly over the tenants
+    fairness_tenants: tuple[int, ...]  # tenant counts, one drain case each, ascending
+    fairness_reps: int  # drains of each tenant count; the median by steady rate is reported
 
     def wants(self, phase: str) -> bool:
         return phase in self.phases

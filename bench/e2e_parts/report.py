@@ -3,6 +3,7 @@ section per phase, then the summary against issue 5's targets and the peers, the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -70,6 +71,7 @@ def render(r: dict[str, Any]) -> str:
     out += render_http(r.get("http"))
     out += render_memory(r.get("memory"))
     out += render_large(r.get("large"))
+    out += render_fairness(r.get("fairness"))
     out += render_peers(r.get("peers"))
     out += render_summary(r)
     out += render_shutdown(r)
@@ -263,6 +265,130 @@ def render_large(g: dict[str, Any] | None) -> list[str]:
     return section(f"Large tables: {g.get('requests_each', 0):,} requests of each kind", rows)
 
 
+def render_fairness(f: dict[str, Any] | None) -> list[str]:
+    if not f:
+        return []
+    out = render_skew(f.get("skew"))
+    out += render_many_tenants(f.get("tenants"))
+    for part, why in (f.get("errors") or {}).items():
+        out += [f"Fairness {part}: FAILED: {why[:300]}", ""]
+    parts = [*(f.get("skew") or {}).get("runs", []), *(f.get("tenants") or {}).get("cases", [])]
+    downs = [p["shutdown"] for p in parts if p.get("shutdown")]
+    if downs:
+        out += [f"Fairness deployments (logs: {Path(downs[0]['logs']).parent}/)"]
+        out += [line for down in downs for line in _shutdown_rows(down)] or ["  all stopped"]
+        out.append("")
+    return out
+
+
+def render_skew(s: dict[str, Any] | None) -> list[str]:
+    if not s or "B" not in s:
+        return []
+    a, b = s["A"], s["B"]
+    rows: list[tuple[str, list[Any]]] = []
+    pairs = [(n, x, b["tenants"].get(n) or {}, s["p99_ratio"].get(n))
+             for n, x in a["tenants"].items()]  # fmt: skip
+    pairs.append(("all light, pooled", a["all"], b["all"], s["p99_ratio_pooled"]))
+    for name, x, y, ratio in pairs:
+        rows.append((name, [
+            x["n"], x["p50_ms"], x["p99_ms"], y.get("p50_ms"), y.get("p99_ms"), y.get("max_ms"),
+            "-" if ratio is None else f"{ratio:.2f}x",
+        ]))  # fmt: skip
+    title = (
+        f"Fairness, tenant skew: {s['light_tenants']} light tenants x {s['rate_per_tenant']:g}/s "
+        f"single submits for {s['duration_s']:g} s; A: no backlog, B: heavy backlog of "
+        f"{s['backlog']:,}; body {s['body']}; submit -> start ms; the median of "
+        f"{s.get('reps', 1)} A/B pair(s)"
+    )
+    cols = ["tasks", "A p50", "A p99", "B p50", "B p99", "B max", "p99 B/A"]
+    out = grid(title, cols, rows)[:-1]
+    fill = b.get("prefill") or {}
+
+    def both(key: str) -> str:
+        return f"{fmt(a['worker'][key])} / {fmt(b['worker'][key])}"
+
+    each = zip(s["rep_ratios_worst"], s["rep_ratios_pooled"], strict=True)
+    ratios = " / ".join(f"{fmt(worst)} ({fmt(pooled)})" for worst, pooled in each)
+    fifths = [" / ".join(fmt(v) for v in x["all"]["p99_by_fifth_ms"]) for x in (a, b)]
+    out += section("", [
+        ("p99 B/A of each pair: worst (pooled)", ratios),
+        ("saturated, each pair", " / ".join(fmt(x) for x in s["rep_saturated"])),
+        ("pooled p99 by fifth of the window, A", fifths[0]),
+        ("pooled p99 by fifth of the window, B", fifths[1]),
+        ("heavy pre-fill, batches of 1,000 (tasks/s)", fill.get("prefill_rate")),
+        ("window s, A / B", both("window_s")),
+        (f"worker slots busy % (of {s['slots']:,}), A / B", both("slots_busy_pct")),
+        ("tasks started per s, A / B", both("started_rate")),
+        ("  of them the heavy tenant's, B", b["worker"]["heavy_started_rate"]),
+        ("heavy tasks not started by B's end", b["worker"]["heavy_waiting_at_end"]),
+        ("B saturated by the backlog", s["saturated"]),
+        ("worker cores busy, A / B", f"{fmt(_cores(a, 'worker'))} / {fmt(_cores(b, 'worker'))}"),
+        ("machine cores busy, A / B", f"{fmt(_cores(a, 'machine'))} / "
+                                      f"{fmt(_cores(b, 'machine'))}"),
+        ("sent / accepted, A / B", f"{a['sent']:,} / {a['accepted']:,}, "
+                                   f"{b['sent']:,} / {b['accepted']:,}"),
+        ("HTTP errors, A / B", f"{fmt(a['http_errors'] or 'none')} / "
+                               f"{fmt(b['http_errors'] or 'none')}"),
+        ("send lateness p99 ms, A / B", f"{fmt(a['send_late_p99_ms'])} / "
+                                        f"{fmt(b['send_late_p99_ms'])}"),
+    ])[1:]  # fmt: skip
+    return out
+
+
+def _cores(run: dict[str, Any], role: str) -> Any:
+    return ((run.get("cpu") or {}).get("roles", {}).get(role) or {}).get("cores")
+
+
+def render_many_tenants(t: dict[str, Any] | None) -> list[str]:
+    if not t or not t.get("cases"):
+        return []
+    cases = t["cases"]
+
+    def row(name: str, key: str) -> tuple[str, list[Any]]:
+        return name, [c.get(key) for c in cases]
+
+    rows = [
+        ("tasks per tenant", [f"{c['n'] // c['tenants']:,}" for c in cases]),
+        row("tenants + keys created in s", "create_tenants_s"),
+        row("pre-fill, batch HTTP (tasks/s)", "prefill_rate"),
+        row("spawn -> first completion s", "startup_s"),
+        row("spawn -> all completed s", "wall_s"),
+        row("STEADY RATE (tasks/s), median run", "rate"),
+        ("rates of the runs", [" / ".join(f"{x:,}" for x in c.get("rep_rates") or [])
+                               for c in cases]),
+        row("vs the fewest tenants", "vs_fewest"),
+        row("rate incl. start-up (tasks/s)", "rate_incl_startup"),
+        ("completed / failed / retried", [f"{c['completed']:,} / {c['failed']} / {c['retried']}"
+                                          for c in cases]),
+    ]  # fmt: skip
+    if all("cpu" in c for c in cases):
+        rows += cpu_rows([c["cpu"] for c in cases])
+    title = (
+        f"Fairness, many tenants: {t['n']:,} {t['body']} tasks spread evenly, pre-filled, then "
+        f"the worker started (median of {t['reps']} run(s); a deployment per tenant count)"
+    )
+    return grid(title, [f"{c['tenants']:,} tenant(s)" for c in cases], rows)
+
+
+def _shutdown_rows(down: dict[str, Any]) -> list[str]:
+    """What stopping a fairness deployment found, if anything is off, and how much its services
+    logged (the main run's shutdown section covers only its own deployment)."""
+    name = Path(down["logs"]).name
+    lines = []
+    for role, s in (down.get("processes") or {}).items():
+        if s["exit_code"] != 0 or s["sigkilled"]:
+            lines.append(f"  {name}: {role}: exit {s['exit_code']} after {s['stop_s']} s"
+                         + (" (SIGKILL)" if s["sigkilled"] else ""))  # fmt: skip
+    cleanup = down.get("cleanup") or {}
+    if cleanup and (not cleanup.get("database_dropped") or cleanup.get("redis_keys_left")):
+        lines.append(f"  {name}: cleanup: {fmt(cleanup)}")
+    logged = down.get("logged") or {}
+    if logged:  # the lines themselves are in the JSON report and the logs
+        counts = ", ".join(f"{name} {found['lines']}" for name, found in logged.items())
+        lines.append(f"  {name}: lines logged: {counts}")
+    return lines
+
+
 def render_peers(p: dict[str, Any] | None) -> list[str]:
     if not p:
         return []
@@ -290,7 +416,8 @@ def render_peers(p: dict[str, Any] | None) -> list[str]:
 
 def render_summary(r: dict[str, Any]) -> list[str]:
     rows = r.get("summary") or []
-    lines = ["Summary against issue 5's targets (vs peer > 1: taskstream better)"]
+    fair = " (fairness: issue 12's)" if r.get("fairness") else ""
+    lines = [f"Summary against issue 5's targets{fair} (vs peer > 1: taskstream better)"]
     if not rows:
         return [*lines, "  no figures", ""]
     values = [f"{_val(x['value'])} {x['unit']}".rstrip() for x in rows]

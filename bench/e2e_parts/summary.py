@@ -23,6 +23,9 @@ HTTP_P99_MS = 25.0
 MEMORY_GROWTH = 0.10
 LARGE_GET_P95_MS = 5.0
 LARGE_LIST_P95_MS = 50.0
+# Issue 12's fairness targets.
+SKEW_P99_RATIO = 2.0  # light tenants' p99 with a heavy backlog / without it, at most
+MANY_TENANTS_DRAIN = 0.80  # drain rate over the most tenants / over the fewest, at least
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,47 @@ def large_figures(r: dict[str, Any]) -> list[Figure]:
     ]  # fmt: skip
 
 
+def fairness_figures(r: dict[str, Any]) -> list[Figure]:
+    f = r.get("fairness")
+    if not f:
+        return []
+    out: list[Figure] = []
+    if (skew := f.get("skew")) and "B" in skew:
+        a, b, worst = skew["A"], skew["B"], skew["p99_ratio_worst"]
+        sat = "saturated" if skew["saturated"] else "NOT saturated"
+        pairs = " / ".join(_num(x) if x is not None else "-" for x in skew["rep_ratios_worst"])
+        out.append(Figure(
+            f"fairness: light tenants' p99 with {skew['backlog']:,} backlog / without, "
+            f"worst of {len(skew['p99_ratio'])}, median of {skew['reps']} pair(s)",
+            f"{_num(worst) if worst is not None else '-'}x (pairs {pairs})", "",
+            f"<= {SKEW_P99_RATIO:g}x", None if worst is None else worst <= SKEW_P99_RATIO,
+        ))  # fmt: skip
+        out.append(Figure(
+            "  light submit -> start p99, all pooled: without / with backlog",
+            f"{_num(a['all']['p99_ms'])} / {_num(b['all']['p99_ms'])}", "ms",
+        ))  # fmt: skip
+        out.append(Figure(
+            "  worker slots busy in run B; heavy tasks left at its end (median pair)",
+            f"{_num(b['worker']['slots_busy_pct'])} %; "
+            f"{b['worker']['heavy_waiting_at_end']:,} ({sat})", "",
+        ))  # fmt: skip
+    cases = [c for c in (f.get("tenants") or {}).get("cases", []) if c.get("rate")]
+    if cases:
+        out.append(Figure(
+            f"fairness: drain of {f['tenants']['n']:,} over "
+            + " / ".join(f"{c['tenants']:,}" for c in cases) + " tenants",
+            " / ".join(_num(c["rate"]) for c in cases), "tasks/s",
+        ))  # fmt: skip
+    if len(cases) > 1:
+        most, fewest = cases[-1], cases[0]
+        ratio = most["vs_fewest"]
+        out.append(Figure(
+            f"  drain({most['tenants']:,} tenants) / drain({fewest['tenants']:,})", ratio, "x",
+            f">= {MANY_TENANTS_DRAIN:.2f}", None if ratio is None else ratio >= MANY_TENANTS_DRAIN,
+        ))  # fmt: skip
+    return out
+
+
 def _trio(x: dict[str, Any]) -> str:
     return " / ".join(_num(x[f"start_{q}_ms"]) if x[f"start_{q}_ms"] is not None else "-"
                       for q in ("p50", "p95", "p99"))  # fmt: skip
@@ -233,7 +277,7 @@ def _trio(x: dict[str, Any]) -> str:
 
 BUILDERS: tuple[Callable[[dict[str, Any]], list[Figure]], ...] = (
     drain_figures, paired_figures, sustained_figures, pickup_figures, http_figures, memory_figures,
-    large_figures,
+    large_figures, fairness_figures,
 )  # fmt: skip
 
 
