@@ -201,28 +201,47 @@ class Consumer:
                 await pipe.execute()
 
     async def _read_each(self, counts: dict[bytes, int]) -> tuple[list[Entry], list[bytes]]:
-        """Read each stream with its own count (one round trip); also returns the streams that
-        had nothing new (or are gone: an old-layout stream after its last entry)."""
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for s, n in counts.items():
-                    pipe.xreadgroup(self.keys.group, self.name, {s: b">"}, count=n)
-                replies = await pipe.execute(raise_on_error=False)
+        """Read each stream with its own count, one XREADGROUP per distinct count (with many
+        tenants most read one entry each: one command, not one per stream), in one round trip.
+        Also returns the streams that had nothing new (or are gone: an old-layout stream after
+        its last entry)."""
+        by_count: dict[int, list[bytes]] = defaultdict(list)
+        for s, n in counts.items():
+            by_count[n].append(s)
+        groups = list(by_count.items())
+        replies = await self._pipelined_reads(groups)
         found: list[Entry] = []
         empty: list[bytes] = []
-        for s, reply in zip(counts, replies, strict=True):
+        for (n, streams), reply in zip(groups, replies, strict=True):
             if isinstance(reply, Exception):
                 if "NOGROUP" not in str(reply):
                     raise BrokerRefused(str(reply))
-                self._known.discard(s)  # Redis lost it (or an old stream is gone)
-                empty.append(s)
+                if len(streams) > 1:  # one stream without its group fails the command
+                    more, none = await self._read_each(dict.fromkeys(streams, n))
+                    found.extend(more)
+                    empty.extend(none)
+                    continue
+                self._known.discard(streams[0])  # Redis lost it (or an old stream is gone)
+                empty.extend(streams)
                 continue
-            entries = [e for _, messages in reply or () for e in _parse(s, messages)]
-            if entries:
-                found.extend(entries)
-            else:
-                empty.append(s)
+            had: set[bytes] = set()
+            for stream, messages in reply or ():
+                entries = _parse(stream, messages)
+                if entries:
+                    had.add(stream)
+                    found.extend(entries)
+            empty.extend(s for s in streams if s not in had)
         return found, empty
+
+    async def _pipelined_reads(self, groups: list[tuple[int, list[bytes]]]) -> list[Any]:
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for n, streams in groups:
+                    pipe.xreadgroup(
+                        self.keys.group, self.name, dict.fromkeys(streams, b">"), count=n
+                    )
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def _read(self, counts: dict[bytes, int], block: int | None) -> list[Entry]:
         """One XREADGROUP over several streams (one count for all)."""
