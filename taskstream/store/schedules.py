@@ -13,6 +13,8 @@ import msgspec
 from ..core.errors import Conflict, NotFound
 from . import queries
 from .database import acquire, translate_errors
+from .tasks import QUEUES_CHANNEL
+from .tasks import Q as TASK_Q
 
 SCHEDULE_COLUMNS = (
     "id, tenant_id, name, cron, timezone, task::text AS task, misfire, misfire_grace_s, "
@@ -50,8 +52,18 @@ class ScheduleStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
 
-    async def create(self, row: ScheduleRow) -> ScheduleRow:
-        async with acquire(self.pool, row.tenant_id) as conn:
+    async def create(
+        self, row: ScheduleRow, *, queue: str | None = None, max_per_tenant: int | None = None
+    ) -> ScheduleRow:
+        """Insert ``row``, and record its task's ``queue`` with it (None: the caller did).
+
+        With ``max_per_tenant``, the count and the insert are one transaction taken in turn with
+        the tenant's other creates. Refused, with nothing written, when the tenant already has
+        ``max_per_tenant`` schedules (409 ``schedule_quota_exceeded``) or one with this name
+        (409 ``schedule_exists``)."""
+        async with acquire(self.pool, row.tenant_id) as conn, conn.transaction():
+            if max_per_tenant is not None:
+                await self._check_quota(conn, row.tenant_id, max_per_tenant)
             got = await conn.fetchrow(
                 Q["insert_schedule"],
                 row.id,
@@ -66,9 +78,29 @@ class ScheduleStore:
                 row.paused,
                 row.next_run_at,
             )
-        if got is None:
-            raise Conflict(f"a schedule named {row.name!r} exists", code="schedule_exists")
+            if got is None:
+                raise Conflict(f"a schedule named {row.name!r} exists", code="schedule_exists")
+            # The queue is recorded only with the schedule, so a refused create writes nothing;
+            # the NOTIFY is delivered at commit.
+            if queue is not None:
+                added = await conn.fetchval(TASK_Q["upsert_queue"], row.tenant_id, queue)
+                if added is not None:
+                    await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
         return _row(got)
+
+    @staticmethod
+    async def _check_quota(
+        conn: asyncpg.Connection[Any], tenant_id: UUID, max_per_tenant: int
+    ) -> None:
+        await conn.execute(Q["lock_tenant_schedules"], tenant_id)
+        have = await conn.fetchval(Q["count_schedules"], tenant_id)
+        if have >= max_per_tenant:
+            raise Conflict(
+                f"the tenant has {have} schedules, the most it may have ({max_per_tenant}): "
+                "delete one first",
+                code="schedule_quota_exceeded",
+                max_schedules=max_per_tenant,
+            )
 
     async def get(self, tenant_id: UUID, schedule_id: UUID) -> ScheduleRow:
         async with acquire(self.pool, tenant_id) as conn:

@@ -1,3 +1,15 @@
+-- name: lock_tenant_schedules
+-- Creates of one tenant's schedules take turns until their transaction ends, so the quota's
+-- count and the insert hold together (two creates at quota - 1 cannot both pass). The count is
+-- the next statement, not this one: in READ COMMITTED a statement's snapshot is taken when it
+-- starts, before this lock is granted, and would miss a create that committed while we waited.
+-- An advisory lock rather than the tenant's row: locking a row needs UPDATE on tenants, which
+-- the API's role is not to have, and it would hold up whatever else locks that row.
+SELECT pg_advisory_xact_lock(hashtext('taskstream.schedules'), hashtext($1::uuid::text));
+
+-- name: count_schedules
+SELECT count(*) FROM schedules WHERE tenant_id = $1;
+
 -- name: insert_schedule
 INSERT INTO schedules (id, tenant_id, name, cron, timezone, task, misfire, misfire_grace_s,
                        max_catch_up, paused, next_run_at)
