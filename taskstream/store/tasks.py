@@ -29,6 +29,9 @@ QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) ex
 # For writes whose loss after a crash of PostgreSQL is safe by construction (see each caller).
 ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 Publish = Callable[[Sequence[Dispatch]], Awaitable[None]]
+# How long a task over its tenant's concurrency cap waits (x0.5-1.5; claim_capped says why as
+# `scheduled`): a freed slot is refilled within about a second, each wait costs a few writes.
+OVER_CAP_WAIT_S = 1.0
 
 
 class Inserted(msgspec.Struct, frozen=True, kw_only=True):
@@ -282,23 +285,31 @@ class TaskStore:
 
     # -- worker protocol -----------------------------------------------------------------------
 
-    async def claim(self, ids: Sequence[UUID], owner: str, lease_s: float) -> list[ClaimedTask]:
+    async def claim(
+        self, ids: Sequence[UUID], owner: str, lease_s: float, *, wait_s: float = OVER_CAP_WAIT_S
+    ) -> list[ClaimedTask]:
+        """Lease what can run; the rest is done, cancelled, leased elsewhere or, over its tenant's
+        concurrency cap, back to wait ~``wait_s``. One statement if no tenant is capped."""
         async with acquire(self.pool) as conn:
             rows = await conn.fetch(Q["claim_tasks"], list(ids), owner, lease_s)
-        return [_claimed(r) for r in rows]
+            held = [r for r in rows if r["capped"]]
+            if held:  # should this fail, the tasks claimed above wait out their leases
+                async with conn.transaction():
+                    await conn.execute(Q["lock_tenants"], list({r["tenant_id"] for r in held}))
+                    rows += await conn.fetch(
+                        Q["claim_capped"], [r["id"] for r in held], owner, lease_s, wait_s
+                    )
+        return [_claimed(r) for r in rows if not r["capped"]]
 
     async def claim_from_table(
         self, queues: Sequence[str] | None, limit: int, owner: str, lease_s: float
     ) -> list[ClaimedTask]:
-        """Claim without Redis (degraded mode): ready rows in priority order."""
-        async with acquire(self.pool) as conn:
-            rows = await conn.fetch(
-                Q["claim_from_table"],
-                None if queues is None else list(queues),
-                limit,
-                owner,
-                lease_s,
-            )
+        """Claim without Redis (degraded mode): ready rows in priority order, capped tenants'
+        up to their room (under their locks, as :meth:`claim`)."""
+        names = None if queues is None else list(queues)
+        async with acquire(self.pool) as conn, conn.transaction():
+            await conn.execute(Q["lock_capped_with_work"], names)
+            rows = await conn.fetch(Q["claim_from_table"], names, limit, owner, lease_s)
         return [_claimed(r) for r in rows]
 
     async def confirm_finished(self, items: Sequence[Finish]) -> set[UUID]:
