@@ -233,11 +233,6 @@ class TaskStore:
             if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
                 await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
 
-    async def list_queues(self, names: Sequence[str] | None) -> list[tuple[UUID, str]]:
-        async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["list_queues"], None if names is None else list(names))
-        return [(r["tenant_id"], r["name"]) for r in rows]
-
     # -- reads and user actions ----------------------------------------------------------------
 
     async def count_waiting(self, tenant_id: UUID, up_to: int) -> int:

@@ -385,10 +385,6 @@ SELECT id FROM lost;
 -- name: upsert_queue
 INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name;
 
--- name: list_queues
-SELECT tenant_id, name FROM queues WHERE $1::text[] IS NULL OR name = ANY($1::text[])
-ORDER BY tenant_id, name;
-
 -- name: unpublish
 -- Entries a stopping worker read but never claimed: let the relay publish them again.
 -- [1] for the status.
