@@ -32,6 +32,7 @@ from litestar import Request
 from ..core.errors import Forbidden, ProblemError, TaskstreamError, Unauthenticated
 from ..core.rbac import Action, allows
 from ..store.tenants import Check, KeyRecord, Principal, split_key
+from .caches import SharedCalls, remember
 from .limits import Limits
 
 log = structlog.get_logger("taskstream.api")
@@ -62,7 +63,6 @@ class TooManyAuthFailures(ProblemError):
             f"too many wrong API keys from this address; retry in {retry_after_s} s",
             retry_after_s=retry_after_s,
         )
-        self.retry_after_s = retry_after_s
 
 
 class FailureThrottle:
@@ -137,7 +137,7 @@ class Authenticator:
         self.throttle = FailureThrottle(failures_per_minute)
         self._known: dict[str, _Entry] = {}
         self._missing: dict[str, float] = {}  # prefix -> when it was found missing
-        self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._lookups: SharedCalls[str, KeyRecord | None] = SharedCalls()
         self._directory: tuple[float, frozenset[str]] = (-math.inf, frozenset())
         self._directory_lock = asyncio.Lock()
         self._used: dict[str, float] = {}
@@ -152,7 +152,7 @@ class Authenticator:
                 "send an API key as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
         key = key.strip()
-        who = self._recognised(key) or await self.verify(key, _address(request))
+        who = self._recognised(key) or await self._verify(key, _address(request))
         if self.limits is not None:
             await self.limits.admit_request(who.tenant_id)  # 429 past the tenant's rate
         if not allows(who.role, action):
@@ -172,9 +172,11 @@ class Authenticator:
         return entry.principal
 
     async def verify(self, key: str, address: str) -> Principal:
-        who = self._recognised(key)
-        if who is not None:
-            return who
+        """The key's principal, or Unauthenticated / TooManyAuthFailures."""
+        return self._recognised(key) or await self._verify(key, address)
+
+    async def _verify(self, key: str, address: str) -> Principal:
+        """A key not recognised from the cache: its row (cached or looked up) and its hash."""
         now = self.clock()
         parts = split_key(key)
         record = await self._record(parts, key, address, now) if parts else None
@@ -217,40 +219,24 @@ class Authenticator:
             and prefix not in await self._live_prefixes(now)
         ):
             return None
-        record = await self._fetch(prefix, key)
+        # One look-up per prefix at a time, shared by every request waiting for it.
+        record = await self._lookups(prefix, lambda: self.tenants.verify(key))
         if record is None:
-            self._remember_missing(prefix, now)
+            remember(self._missing, prefix, now, MAX_MISSING)
             self._known.pop(prefix, None)
             return None
         self._missing.pop(prefix, None)
         fresh = _Entry(record, now)
         if entry is not None and (entry.touched_at or 0) > (fresh.touched_at or 0):
             fresh.touched_at = entry.touched_at
-        self._known.pop(prefix, None)
-        self._known[prefix] = fresh
-        while len(self._known) > MAX_CACHED:
-            self._known.pop(next(iter(self._known)))
+        remember(self._known, prefix, fresh, MAX_CACHED)
         return record
-
-    async def _fetch(self, prefix: str, key: str) -> KeyRecord | None:
-        """One look-up per prefix at a time, shared by every request waiting for it."""
-        pending = self._inflight.get(prefix)
-        if pending is None:
-            pending = asyncio.ensure_future(self.tenants.verify(key))
-            self._inflight[prefix] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(prefix, None))
-        return await asyncio.shield(pending)
 
     def _take_probe(self, now: float) -> bool:
         tokens, at = self._probes
         tokens = min(float(PROBE_BURST), tokens + max(0.0, now - at) * PROBES_PER_S)
         self._probes = (tokens - 1, now) if tokens >= 1 else (tokens, now)
         return tokens >= 1
-
-    def _remember_missing(self, prefix: str, now: float) -> None:
-        self._missing[prefix] = now
-        while len(self._missing) > MAX_MISSING:
-            self._missing.pop(next(iter(self._missing)))
 
     async def _live_prefixes(self, now: float) -> frozenset[str]:
         async with self._directory_lock:

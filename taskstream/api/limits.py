@@ -25,7 +25,6 @@ TTL; a tenant without its own values gets the deployment's defaults.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from ..broker.rate import Grant
 from ..core.breaker import Breaker
 from ..core.errors import BrokerUnavailable, QueueFull, RateLimited
 from ..store.tenants import TenantLimits
+from .caches import SharedCalls, remember
 
 log = structlog.get_logger("taskstream.api")
 CHUNK_SHARE = 600  # tokens taken at once: 1/600 of the per-minute limit (0.1 s of it)
@@ -172,9 +172,8 @@ class RateLimiter:
         return budget.local.take(1, now)
 
     def _budget(self, tenant_id: UUID, per_minute: int) -> _Budget:
-        budget = self._budgets[tenant_id] = _Budget(per_minute)
-        while len(self._budgets) > MAX_TENANTS:
-            self._budgets.pop(next(iter(self._budgets)))
+        budget = _Budget(per_minute)
+        remember(self._budgets, tenant_id, budget, MAX_TENANTS)
         return budget
 
 
@@ -182,7 +181,7 @@ def _limited(per_minute: int, wait_s: float) -> RateLimited:
     retry_after_s = max(1, math.ceil(wait_s))
     return RateLimited(
         f"over this tenant's limit of {per_minute:,} requests a minute; retry in {retry_after_s} s",
-        retry_after_s,
+        retry_after_s=retry_after_s,
     )
 
 
@@ -207,7 +206,7 @@ class Backlog:
         self.count = count  # (tenant, up to) -> waiting tasks, at most `up to`
         self.clock = clock
         self._counts: dict[UUID, _Count] = {}
-        self._inflight: dict[UUID, asyncio.Future[_Count]] = {}
+        self._recounts: SharedCalls[UUID, _Count] = SharedCalls()
 
     async def admit(self, tenant_id: UUID, max_pending: int, adding: int) -> None:
         """Count ``adding`` tasks in, or raise QueueFull (and count nothing)."""
@@ -234,20 +233,12 @@ class Backlog:
 
     async def _recount(self, tenant_id: UUID, max_pending: int) -> _Count:
         """One count per tenant at a time, shared by every request waiting for it."""
-        pending = self._inflight.get(tenant_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._count_now(tenant_id, max_pending))
-            self._inflight[tenant_id] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(tenant_id, None))
-        return await asyncio.shield(pending)
+        return await self._recounts(tenant_id, lambda: self._count_now(tenant_id, max_pending))
 
     async def _count_now(self, tenant_id: UUID, max_pending: int) -> _Count:
         at = self.clock()
         fresh = _Count(await self.count(tenant_id, max_pending + 1), at)
-        self._counts.pop(tenant_id, None)
-        self._counts[tenant_id] = fresh
-        while len(self._counts) > MAX_TENANTS:
-            self._counts.pop(next(iter(self._counts)))
+        remember(self._counts, tenant_id, fresh, MAX_TENANTS)
         return fresh
 
 
@@ -274,7 +265,7 @@ class Limits:
         self.ttl_s = ttl_s
         self.clock = clock
         self._policies: dict[UUID, tuple[float, TenantLimits]] = {}
-        self._inflight: dict[UUID, asyncio.Future[TenantLimits]] = {}
+        self._loads: SharedCalls[UUID, TenantLimits] = SharedCalls()
 
     async def admit_request(self, tenant_id: UUID) -> None:
         policy = await self.policy(tenant_id)
@@ -293,18 +284,10 @@ class Limits:
         cached = self._policies.get(tenant_id)
         if cached is not None and self.clock() - cached[0] < self.ttl_s:
             return cached[1]
-        pending = self._inflight.get(tenant_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(tenant_id))
-            self._inflight[tenant_id] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(tenant_id, None))
-        return await asyncio.shield(pending)
+        return await self._loads(tenant_id, lambda: self._load(tenant_id))
 
     async def _load(self, tenant_id: UUID) -> TenantLimits:
         at = self.clock()
         policy = await self.source.limits(tenant_id)
-        self._policies.pop(tenant_id, None)
-        self._policies[tenant_id] = (at, policy)
-        while len(self._policies) > MAX_TENANTS:
-            self._policies.pop(next(iter(self._policies)))
+        remember(self._policies, tenant_id, (at, policy), MAX_TENANTS)
         return policy

@@ -33,11 +33,21 @@ class ProblemError(TaskstreamError):
     code = "invalid_request"
     retry_after_s: int | None = None  # sent as Retry-After (and in the body) when set
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
+            extra["retry_after_s"] = retry_after_s
         self.extra = extra
 
 
@@ -94,20 +104,12 @@ class RateLimited(ProblemError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s)
-        self.retry_after_s = retry_after_s
-
 
 class QueueFull(ProblemError):
     """The tenant's waiting tasks are at ``--max-pending``: nothing was written."""
 
     status = 503
     code = "queue_full"
-
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s)
-        self.retry_after_s = retry_after_s
 
 
 class Unavailable(TaskstreamError):
