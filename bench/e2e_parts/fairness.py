@@ -37,7 +37,7 @@ import msgspec
 from taskstream.store.database import create_pool
 from taskstream.store.tenants import TenantLimits, TenantStore
 
-from .clients import JSON_HEADERS, BatchOut, RawPoster, TaskRef, http_client
+from .clients import JSON_HEADERS, RawPoster, TaskRef, http_client
 from .config import NOOP_TYPE, SLEEP_TYPE, Config
 from .console import BenchError, Progress, say
 from .cpu import cpu_delta
@@ -47,6 +47,7 @@ from .processes import Cluster, log_summary, process_env, wait_for
 from .servers import Servers, Stores
 from .stack import Stack, start_stack
 from .stats import ms, quantile, range_stats
+from .submit import accepted_ids
 
 LIGHT_TENANTS = 9
 PREFILL_BATCH = 1_000  # tasks per POST /v1/tasks/batch: the API's largest batch
@@ -140,13 +141,7 @@ async def prefill(stack: Stack, jobs: Sequence[Job]) -> dict[str, Any]:
         for job in todo:
             headers = {**JSON_HEADERS, "authorization": f"Bearer {job.key}"}
             resp = await client.post("/v1/tasks/batch", content=job.body, headers=headers)
-            if resp.status_code != 201:
-                raise BenchError(f"batch submit: HTTP {resp.status_code} {resp.text[:500]}")
-            items = msgspec.json.decode(resp.content, type=BatchOut).items
-            refused = [i for i in items if i.status != 201 or i.task is None]
-            if refused:
-                raise BenchError(f"{len(refused)} batch items refused, e.g. {refused[0]}")
-            ids.extend(i.task.id for i in items if i.task is not None)
+            ids.extend(accepted_ids(resp))
             progress.maybe(f"submitted {len(ids):,}/{total:,}")
 
     started = time.perf_counter()

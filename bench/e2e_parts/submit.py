@@ -44,6 +44,17 @@ def batch_bodies(task_type: str, total: int, batch_size: int) -> Iterator[tuple[
             yield size, msgspec.json.encode({"tasks": items})
 
 
+def accepted_ids(resp: httpx.Response) -> list[Any]:
+    """The task ids of a batch submit, every item created; a BenchError otherwise."""
+    if resp.status_code != 201:
+        raise BenchError(f"batch submit: HTTP {resp.status_code} {resp.text[:500]}")
+    items = msgspec.json.decode(resp.content, type=BatchOut).items
+    refused = [i for i in items if i.status != 201 or i.task is None]
+    if refused:
+        raise BenchError(f"{len(refused)} batch items refused, e.g. {refused[0]}")
+    return [i.task.id for i in items if i.task is not None]
+
+
 async def submit_batches(
     clients: list[httpx.AsyncClient], bodies: Iterator[tuple[int, bytes]], total: int
 ) -> Submitted:
@@ -56,13 +67,7 @@ async def submit_batches(
             sent = time.perf_counter()
             resp = await client.post("/v1/tasks/batch", content=body, headers=JSON_HEADERS)
             out.request_s.append(time.perf_counter() - sent)
-            if resp.status_code != 201:
-                raise BenchError(f"batch submit: HTTP {resp.status_code} {resp.text[:500]}")
-            items = msgspec.json.decode(resp.content, type=BatchOut).items
-            refused = [i for i in items if i.status != 201 or i.task is None]
-            if refused:
-                raise BenchError(f"{len(refused)} batch items refused, e.g. {refused[0]}")
-            out.ids.extend(i.task.id for i in items if i.task is not None)
+            out.ids.extend(accepted_ids(resp))
             progress.maybe(f"submitted {len(out.ids):,}/{total:,}")
 
     await asyncio.gather(*(run(c) for c in clients))
