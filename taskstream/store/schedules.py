@@ -13,8 +13,7 @@ import msgspec
 from ..core.errors import Conflict, NotFound
 from . import queries
 from .database import acquire, translate_errors
-from .tasks import QUEUES_CHANNEL
-from .tasks import Q as TASK_Q
+from .tasks import record_queue
 
 SCHEDULE_COLUMNS = (
     "id, tenant_id, name, cron, timezone, task::text AS task, misfire, misfire_grace_s, "
@@ -83,9 +82,7 @@ class ScheduleStore:
             # The queue is recorded only with the schedule, so a refused create writes nothing;
             # the NOTIFY is delivered at commit.
             if queue is not None:
-                added = await conn.fetchval(TASK_Q["upsert_queue"], row.tenant_id, queue)
-                if added is not None:
-                    await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
+                await record_queue(conn, row.tenant_id, queue)
         return _row(got)
 
     @staticmethod

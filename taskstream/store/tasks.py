@@ -160,6 +160,13 @@ def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:
     return keys
 
 
+async def record_queue(conn: asyncpg.Connection[Any], tenant_id: UUID, name: str) -> None:
+    """Record a (tenant, queue) pair in the caller's transaction; a new one wakes workers
+    (NOTIFY, delivered at commit) to read its streams."""
+    if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
+        await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
+
+
 class TaskStore:
     def __init__(self, pool: asyncpg.Pool[Any], *, idempotency_ttl_s: float = 86_400.0) -> None:
         self.pool = pool
@@ -228,10 +235,8 @@ class TaskStore:
             await conn.execute(Q["mark_published"], list(ids), at)
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
-        """Record a (tenant, queue) pair; a new one wakes workers (NOTIFY) to read its streams."""
         async with acquire(self.pool, tenant_id) as conn, conn.transaction():
-            if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
-                await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
+            await record_queue(conn, tenant_id, name)
 
     # -- reads and user actions ----------------------------------------------------------------
 
