@@ -19,6 +19,7 @@ from .runtime import run_async
 
 if TYPE_CHECKING:
     from .store.tenants import KeyInfo, TenantInfo, TenantLimits, TenantStore
+    from .streams import StreamRow
 
 T = TypeVar("T")
 
@@ -285,14 +286,22 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_streams(settings: Settings, args: argparse.Namespace) -> int:
-    from .streams import describe, table
+    from .streams import describe
 
     rows = run_async(describe(settings, args.tenant))
     if args.output == "json":
         print(msgspec.json.encode(rows).decode())
     else:
-        print(table(rows, settings.redis_prefix))
+        print(stream_table(rows, settings.redis_prefix))
     return 0
+
+
+def stream_table(rows: Sequence[StreamRow], prefix: str) -> str:
+    from .streams import hints
+
+    head = ("STREAM", "ENTRIES", "PENDING", "READY")
+    cells = [(r.key, str(r.entries), str(r.pending), "yes" if r.ready else "") for r in rows]
+    return "\n".join([_aligned([head, *cells]), "", *hints(list(rows), prefix)])
 
 
 def _queues(raw: str | None) -> list[str] | None:

@@ -1,5 +1,6 @@
 """`taskstream streams`: every queue's streams as Redis holds them, and how to look closer with
-redis-cli. Reads only (XLEN, XPENDING, SMEMBERS); the rows in PostgreSQL say which queues exist."""
+redis-cli (the CLI prints them as a table). Reads only (XLEN, XPENDING, SMEMBERS); the rows in
+PostgreSQL say which queues exist."""
 
 from __future__ import annotations
 
@@ -61,19 +62,13 @@ async def describe(settings: Settings, tenant: str | None) -> list[StreamRow]:
     return rows
 
 
-def table(rows: list[StreamRow], prefix: str) -> str:
-    header = ("STREAM", "ENTRIES", "PENDING", "READY")
-    cells = [(r.key, str(r.entries), str(r.pending), "yes" if r.ready else "") for r in rows]
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip()
-             for cell in [header, *cells]]  # fmt: skip
+def hints(rows: list[StreamRow], prefix: str) -> list[str]:
+    """How to look closer with redis-cli, on the first stream listed."""
     example = rows[0].key if rows else f"{prefix}:{{TENANT/QUEUE}}:normal"
-    lines += [
-        "",
+    return [
         "Look closer with redis-cli (the entry's field t is the task id):",
         f"  redis-cli XRANGE '{example}' - + COUNT 10",
         f"  redis-cli XPENDING '{example}' {prefix}:workers - + 10",
         f"  redis-cli XINFO GROUPS '{example}'",
         f"  redis-cli SMEMBERS {prefix}:ready:normal",
     ]
-    return "\n".join(lines)

@@ -19,11 +19,12 @@ from taskstream.broker.connection import connect
 from taskstream.broker.consumer import Consumer, ServedQueue
 from taskstream.broker.keys import Keys
 from taskstream.broker.producer import Producer
+from taskstream.cli import stream_table as table
 from taskstream.core.config import Settings
 from taskstream.core.models import Dispatch, Priority
 from taskstream.store.tasks import TaskStore
 from taskstream.store.tenants import TenantStore
-from taskstream.streams import describe, table
+from taskstream.streams import describe
 
 ACME, GLOBEX = uuid4(), uuid4()
 NAMES = {ACME: "acme", GLOBEX: "globex"}
