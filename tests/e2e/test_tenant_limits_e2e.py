@@ -64,11 +64,13 @@ def test_the_concurrency_cap_holds_across_worker_processes(
     sampler.start()
     try:
         wait_until(
-            lambda: query(
-                settings.database_url,
-                "SELECT count(*) AS n FROM tasks WHERE status = 'completed'",
-            )[0]["n"]
-            == 60,
+            lambda: (
+                query(
+                    settings.database_url,
+                    "SELECT count(*) AS n FROM tasks WHERE status = 'completed'",
+                )[0]["n"]
+                == 60
+            ),
             120,
             "all 60 tasks to complete",
         )
