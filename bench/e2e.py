@@ -45,6 +45,7 @@ from typing import Any
 from e2e_parts.config import (
     BODIES,
     DEFAULT_PHASES,
+    FAIRNESS_PARTS,
     OPT_IN_PHASES,
     PEER_LIBS_ALL,
     PEER_LIBS_DEFAULT,
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for 2x --fairness-duration)")  # fmt: skip
     g.add_argument("--fairness-n", type=int,
                    help="tasks per many-tenants drain (20000; quick 2000)")  # fmt: skip
+    g.add_argument("--fairness-parts", default="skew,tenants",
+                   help="parts to run: skew, tenants or both (skew,tenants)")  # fmt: skip
     g.add_argument("--fairness-tenants", default="1,100,1000",
                    help="tenant counts, one drain case each (1,100,1000)")  # fmt: skip
     g.add_argument("--fairness-reps", type=int,
@@ -163,6 +166,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         bodies = comma_list(a.drain_bodies, tuple(BODIES), "--drain-bodies")
         peers = comma_list(a.peers, PEER_LIBS_ALL, "--peers")
         drain_workers = tuple(int(x) for x in a.drain_workers.split(",") if x.strip())
+        fair_parts = comma_list(a.fairness_parts, FAIRNESS_PARTS, "--fairness-parts")
         fair_tenants = tuple(sorted({int(x) for x in a.fairness_tenants.split(",") if x.strip()}))
     except (argparse.ArgumentTypeError, ValueError) as exc:
         p.error(str(exc))
@@ -195,6 +199,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         fairness_duration=size["fairness_duration"], fairness_rate=a.fairness_rate,
         fairness_backlog=size["fairness_backlog"], fairness_body_ms=a.fairness_body_ms,
         fairness_n=size["fairness_n"], fairness_tenants=fair_tenants,
+        fairness_parts=tuple(x for x in FAIRNESS_PARTS if x in fair_parts),
         fairness_reps=size["fairness_reps"],
     )  # fmt: skip
 

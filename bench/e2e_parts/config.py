@@ -34,6 +34,7 @@ PHASES = (
 # Run only when named: `--phases all` (the default) is every other phase. The fairness phase
 # builds deployments of its own and takes ~5 minutes (issue 12).
 OPT_IN_PHASES = ("fairness",)
+FAIRNESS_PARTS = ("skew", "tenants")
 DEFAULT_PHASES = tuple(p for p in PHASES if p not in OPT_IN_PHASES)
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
 PEER_LIBS_ALL = (
@@ -106,6 +107,7 @@ class Config:
     fairness_n: int  # tasks of each many-tenants drain, spread evenly over the tenants
     fairness_tenants: tuple[int, ...]  # tenant counts, one drain case each, ascending
     fairness_reps: int  # drains of each tenant count; the median by steady rate is reported
+    fairness_parts: tuple[str, ...]  # of FAIRNESS_PARTS
 
     def wants(self, phase: str) -> bool:
         return phase in self.phases

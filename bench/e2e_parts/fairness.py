@@ -70,7 +70,9 @@ class Tenant:
 async def phase_fairness(cfg: Config, srv: Servers, log_dir: Path) -> dict[str, Any]:
     """Both parts; one that fails is recorded in ``errors`` and the other still runs."""
     out: dict[str, Any] = {"errors": {}}
-    for name, part in (("skew", run_skew), ("tenants", run_tenants)):
+    parts = {"skew": run_skew, "tenants": run_tenants}
+    for name in cfg.fairness_parts:
+        part = parts[name]
         try:
             out[name] = await part(cfg, srv, log_dir)
         except Exception as exc:

@@ -19,7 +19,12 @@ Fair shares. Within a priority the slots are shared between ready streams in pro
 their tenant's weight (split evenly between the tenant's streams), with deficit round robin:
 each turn a stream earns ``slots * share`` credit and reads as many entries as its whole credit,
 so with more streams than slots every stream still gets its turn, weight-proportionally. A
-tenant's backlog therefore delays another tenant's new task by at most a few reads.
+tenant's backlog therefore delays another tenant's new task by at most a few reads. Slots left
+after the whole credits go to the most owed streams in quanta of ``slots // MAX_STREAMS``
+entries: with many ready streams a turn reads a few of them, several entries each, rather than
+one entry from each of hundreds (a stream costs the read, the ack and PostgreSQL's claim about
+as much as an entry: 1,000 tenants drained at 0.59x the rate of one when every turn read one
+entry each from hundreds of streams).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from .keys import Keys
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
 SWEEP_S = 5.0
+MAX_STREAMS = 16  # a turn's slots are handed out in quanta of at least slots // MAX_STREAMS
 
 
 class Entry(NamedTuple):
@@ -85,6 +91,8 @@ class Consumer:
         self._streams: dict[bytes, _Stream] = {}
         self._known: set[bytes] = set()  # streams whose group is known to exist
         self._credit: dict[Priority, dict[bytes, float]] = {p: {} for p in Priority}
+        self._current: frozenset[bytes] = frozenset()  # all_streams, as a set
+        self._served: tuple[ServedQueue, ...] = ()
         self._holding: set[bytes] = set()  # streams that held entries at the last sweep
         self._swept_at = -SWEEP_S
         self._touch = redis.register_script(_TOUCH)
@@ -96,6 +104,10 @@ class Consumer:
 
     async def set_queues(self, queues: Iterable[ServedQueue]) -> None:
         """Read these queues from now on; creates missing streams and groups."""
+        queues = tuple(queues)
+        if queues == self._served and self._known.issuperset(self._current):
+            return  # unchanged (the worker asks every second)
+        self._served = queues
         by_priority: dict[Priority, list[bytes]] = {p: [] for p in Priority}
         streams: dict[bytes, _Stream] = {}
         for q in queues:
@@ -109,6 +121,7 @@ class Consumer:
         if set(streams) - set(self._streams):
             self._swept_at = -SWEEP_S  # sweep new queues (and their old-layout streams) soon
         self.by_priority, self._streams = by_priority, streams
+        self._current = frozenset(self.all_streams)
 
     async def _ensure_groups(self, streams: Sequence[bytes]) -> None:
         # Id 0, not $: entries added before the group existed (or before Redis lost the group
@@ -127,9 +140,8 @@ class Consumer:
         streams, shared between them by weight (see the module's docstring)."""
         if slots <= 0 or not self._streams:
             return []
-        missing = [s for s in self.all_streams if s not in self._known]
-        if missing:  # new queues, or groups Redis lost
-            await self._ensure_groups(missing)
+        if not self._known.issuperset(self._current):  # new queues, or groups Redis lost
+            await self._ensure_groups([s for s in self._current if s not in self._known])
         if time.monotonic() - self._swept_at >= SWEEP_S:
             await self.sweep()
         order = read_order(turn)
@@ -162,22 +174,24 @@ class Consumer:
         credit = {s: owed.get(s, 0.0) + slots * shares[s] / total for s in ready}
         counts: dict[bytes, int] = {}
         left = slots
-        for s in ready:  # whole credits first
-            n = min(left, int(credit[s])) if credit[s] >= 1 else 0
+        quantum = max(1, slots // MAX_STREAMS)
+        for s in ready:  # whole credits first, a quantum or more
+            n = min(left, int(credit[s])) if credit[s] >= quantum else 0
             if n:
                 counts[s] = n
                 credit[s] -= n
                 left -= n
-        # Slots still free go one by one to the most owed streams, which may borrow (a negative
-        # credit is paid back on later turns).
+        # Slots still free go a quantum at a time to the most owed streams, which may borrow (a
+        # negative credit is paid back on later turns).
         owed_most = [(-c, s) for s, c in credit.items()]
         heapq.heapify(owed_most)
         while left > 0:
             c, s = heapq.heappop(owed_most)
-            counts[s] = counts.get(s, 0) + 1
-            credit[s] -= 1
-            left -= 1
-            heapq.heappush(owed_most, (c + 1, s))
+            n = min(left, quantum)
+            counts[s] = counts.get(s, 0) + n
+            credit[s] -= n
+            left -= n
+            heapq.heappush(owed_most, (c + n, s))
         self._credit[priority] = credit  # a stream that is not ready keeps no credit
         return counts
 
