@@ -57,6 +57,7 @@ LIMIT = 100_000_000  # rate limit (per minute) and max pending: on, but never th
 # in taskstream/worker/runner.py), so with work always waiting it sits between 75 and 100 %.
 SATURATED_SLOTS = 0.75
 POLL_S = 0.25
+SETTLE_S = 3.0
 PROGRESS_S = 2.0
 
 
@@ -229,6 +230,11 @@ async def skew_pair(
         out["A"] = await light_run(stack, light, heavy, item)
         say(f"fairness skew: run B, pre-filling {cfg.fairness_backlog:,} heavy tasks")
         fill = await prefill(stack, batches(heavy.key, item, cfg.fairness_backlog))
+        # As before a drain: the pre-fill's inserts vacuumed and flushed now, not by an
+        # autovacuum or checkpoint inside run B's window (the worker drains on meanwhile), and
+        # the writes right after a checkpoint (whole pages to the WAL) let pass.
+        await settle(stack.pool)
+        await asyncio.sleep(SETTLE_S)
         say("fairness skew: run B, the same light load over the backlog")
         out["B"] = {**await light_run(stack, light, heavy, item), "prefill": fill}
         await stack.stop_worker()  # the backlog goes with the deployment: no need to drain it

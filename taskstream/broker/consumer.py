@@ -32,7 +32,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -45,6 +45,7 @@ from .keys import Keys
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
 SWEEP_S = 5.0
+MAX_QUIET = 64  # read_new watches this many of the streams emptied last
 MAX_STREAMS = 16  # a turn's slots are handed out in quanta of at least slots // MAX_STREAMS
 
 
@@ -61,6 +62,9 @@ class ServedQueue(NamedTuple):
     tenant: str
     queue: str
     weight: int
+
+
+Room = Callable[[UUID], int]  # how many more entries a tenant may take now
 
 
 class _Stream(NamedTuple):
@@ -94,6 +98,8 @@ class Consumer:
         self._current: frozenset[bytes] = frozenset()  # all_streams, as a set
         self._served: tuple[ServedQueue, ...] = ()
         self._holding: set[bytes] = set()  # streams that held entries at the last sweep
+        self._quiet: dict[bytes, None] = {}  # streams this consumer emptied, the last last
+        self.held_back = False  # the last read left ready streams for lack of room
         self._swept_at = -SWEEP_S
         self._touch = redis.register_script(_TOUCH)
 
@@ -135,9 +141,17 @@ class Consumer:
                     raise
             self._known.add(s)
 
-    async def read(self, slots: int, turn: int, block_ms: int) -> list[Entry]:
+    @property
+    def tenant_count(self) -> int:
+        """How many tenants' queues this worker serves."""
+        return len({q.tenant_id for q in self._served})
+
+    async def read(
+        self, slots: int, turn: int, block_ms: int, room: Room | None = None
+    ) -> list[Entry]:
         """Up to ``slots`` new entries: the first priority of this turn's order with ready
-        streams, shared between them by weight (see the module's docstring)."""
+        streams, shared between them by weight (see the module's docstring); a tenant takes
+        no more than ``room(tenant_id)`` of them. Blocks only if no served stream is ready."""
         if slots <= 0 or not self._streams:
             return []
         if not self._known.issuperset(self._current):  # new queues, or groups Redis lost
@@ -150,19 +164,49 @@ class Consumer:
                 for p in order:
                     pipe.smembers(self.keys.ready(p))
                 marked = await pipe.execute()
+        self.held_back = False
         for p, members in zip(order, marked, strict=True):
             ready = [s for s in members if s in self._streams]
-            if not ready:
+            if room is not None and ready:
+                rooms = _rooms(room, {self._streams[s].tenant_id for s in ready})
+                allowed = [s for s in ready if rooms[self._streams[s].tenant_id] > 0]
+                self.held_back = self.held_back or len(allowed) < len(ready)
+                owed = self._credit[p]
+                kept = {s: owed[s] for s in ready if s in owed and s not in allowed}
+                counts = _capped(self._share(p, allowed, slots), rooms, self._streams)
+                self._credit[p].update(kept)  # held back, not forgotten
+            else:
+                counts = self._share(p, ready, slots)
+            if not counts:
                 continue
-            found = await self._read_ready(p, self._share(p, ready, slots))
+            found = await self._read_ready(p, counts)
             if found:
                 return found
+        if self.held_back:  # work is there, for tenants without room now: no blocking wait
+            return []
         # Nothing ready: wait on every stream at once. With more streams than slots this may
         # return a few more entries than slots; the caller buffers them.
         return await self._read(dict.fromkeys(self.all_streams, 1), block_ms)
 
+    async def read_new(self, slots: int, block_ms: int, room: Room) -> list[Entry] | None:
+        """Entries added to streams this worker emptied lately (of tenants with room), waiting
+        up to ``block_ms`` for one: what a worker busy with one tenant's backlog watches while
+        its slots refill, so that another tenant's new task starts at once (the backlog's
+        streams are never emptied, so never watched). None if there is nothing to watch."""
+        quiet = [s for s in self._quiet if s in self._streams]
+        rooms = _rooms(room, {self._streams[s].tenant_id for s in quiet})
+        watched = [s for s in quiet[-MAX_QUIET:] if rooms[self._streams[s].tenant_id] > 0]
+        if not watched:
+            return None
+        found = await self._read(dict.fromkeys(watched, slots), block_ms)
+        for e in found:
+            self._quiet.pop(e.stream, None)  # marked ready by its producer: read as usual
+        return found
+
     def _share(self, priority: Priority, ready: list[bytes], slots: int) -> dict[bytes, int]:
         """Deficit round robin: entries to read from each ready stream this turn."""
+        if not ready:
+            return {}
         per_tenant: dict[UUID, int] = defaultdict(int)
         for s in ready:
             per_tenant[self._streams[s].tenant_id] += 1
@@ -201,10 +245,15 @@ class Consumer:
             # Unmark, then look once more: an entry added before the unmark is read now; one
             # added after it was marked again by its producer.
             await self._mark(priority, empty, ready=False)
-            again, _ = await self._read_each(dict.fromkeys(empty, 1))
+            again, still = await self._read_each(dict.fromkeys(empty, 1))
             if again:
                 await self._mark(priority, list({e.stream for e in again}), ready=True)
                 found.extend(again)
+            for s in still:
+                self._quiet.pop(s, None)  # to the end: the most recently emptied last
+                self._quiet[s] = None
+            if len(self._quiet) > 4 * MAX_QUIET:
+                self._quiet = dict.fromkeys(list(self._quiet)[-MAX_QUIET:])
         return found
 
     async def _mark(self, priority: Priority, streams: list[bytes], *, ready: bool) -> None:
@@ -356,6 +405,25 @@ class Consumer:
                 continue  # the stream is gone (Redis restarted empty): nothing to keep
             kept.update(result)
         return kept
+
+
+def _rooms(room: Room, tenants: Iterable[UUID]) -> dict[UUID, int]:
+    return {t: room(t) for t in tenants}
+
+
+def _capped(
+    counts: dict[bytes, int], rooms: dict[UUID, int], streams: dict[bytes, _Stream]
+) -> dict[bytes, int]:
+    """``counts`` with each tenant's total cut to its room (its streams in turn)."""
+    left = dict(rooms)
+    out: dict[bytes, int] = {}
+    for s, n in counts.items():
+        tenant = streams[s].tenant_id
+        n = min(n, left[tenant])
+        if n > 0:
+            out[s] = n
+            left[tenant] -= n
+    return out
 
 
 def _group(entries: Iterable[Entry]) -> dict[bytes, list[bytes]]:

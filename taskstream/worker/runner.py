@@ -40,8 +40,10 @@ from .context import TaskContext
 from .executor import decide, execute
 from .leases import MAX_LOOP_FAILURES, Heartbeat, Inflight
 from .registry import Registry, TaskDefinition
+from .slots import Slots
 from .storable import refused
 from .threads import DaemonThreads
+from .watcher import watch
 
 log = structlog.get_logger("taskstream.worker")
 QUEUE_REFRESH_S = 1.0
@@ -80,6 +82,7 @@ class Worker:
         self._turn = 0
         self._degraded_until = 0.0
         self._refill = max(1, int(concurrency * REFILL_FRACTION))
+        self.slots = Slots(concurrency)
         # Set in run():
         self.store: TaskStore
         self.consumer: Consumer
@@ -128,12 +131,14 @@ class Worker:
             )
             async with asyncio.TaskGroup() as loops:
                 reader = loops.create_task(self._read_loop(stop), name="read")
+                watcher = loops.create_task(watch(self, stop), name="watch")
                 others = [
                     loops.create_task(self.completer.run(), name="complete"),
                     loops.create_task(self.heartbeat.run(), name="heartbeat"),
                     loops.create_task(listener.run(), name="listen"),
                 ]
                 await reader
+                await watcher  # it stops on `stop` too: nothing is claimed during the drain
                 await self._drain()
                 for loop in others:
                     loop.cancel()
@@ -192,6 +197,7 @@ class Worker:
     async def refresh_queues(self) -> None:
         served = await TenantStore(self._pool).served_queues(self.queues)
         await self.consumer.set_queues(ServedQueue(*q) for q in served)
+        self.slots.shared = self.consumer.tenant_count > 1
         self._queues_at = time.monotonic()
 
     # -- reading and claiming ------------------------------------------------------------------
@@ -225,15 +231,15 @@ class Worker:
 
     async def run_once(self) -> int:
         """One read turn: refresh, reclaim, read, claim and start. Returns tasks started."""
-        free = self.concurrency - len(self.inflight)
+        free = self.slots.free
         if free <= 0:
             self.slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.slot_freed.wait(), 0.5)
             return 0
-        if free < self._refill and self.inflight:
-            free = await self._wait_for_slots()
         if self.degraded:
+            if free < self._refill and self.inflight:
+                free = await self._wait_for_slots(self._refill)
             return await self._claim_from_table(free)
         now = time.monotonic()
         if now - self._queues_at > QUEUE_REFRESH_S:
@@ -247,18 +253,28 @@ class Worker:
             self._reclaim_at = now
             entries = await self.consumer.reclaim(vt_ms, free)
         if not entries:
-            entries = await self.consumer.read(free, self._turn, BLOCK_MS)
-            self._turn += 1
+            entries = await self._read(free)
+        free = self.slots.free
         if len(entries) > free:
             self.buffer.extend(entries[free:])
             entries = entries[:free]
-        return await self._claim_and_start(entries) if entries else 0
+        return await self.claim_and_start(entries) if entries else 0
 
-    async def _wait_for_slots(self) -> int:
-        """Saturated: let slots free up into a batch worth a round trip rather than claiming
-        them one or two at a time, but never wait longer than REFILL_WAIT_S."""
+    async def _read(self, free: int) -> list[Entry]:
+        if free < self._refill and self.inflight:
+            free = await self._wait_for_slots(self._refill)
+        entries = await self.consumer.read(free, self._turn, BLOCK_MS, self.slots.room)
+        self._turn += 1
+        if not entries and self.consumer.held_back:  # work there, but no room for it now
+            await self._wait_for_slots(free + 1)
+        return entries
+
+    async def _wait_for_slots(self, want: int) -> int:
+        """Saturated: let slots free up into a batch worth a round trip (``want`` free) rather
+        than claiming them one or two at a time, but never wait longer than REFILL_WAIT_S.
+        (Meanwhile the watcher starts other tenants' new tasks: worker.watcher.)"""
         deadline = time.monotonic() + REFILL_WAIT_S
-        while (free := self.concurrency - len(self.inflight)) < self._refill and self.inflight:
+        while (free := self.slots.free) < want and self.inflight:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -277,7 +293,10 @@ class Worker:
             await asyncio.sleep(DEGRADED_POLL_S)
         return len(claimed)
 
-    async def _claim_and_start(self, entries: list[Entry]) -> int:
+    async def claim_and_start(self, entries: list[Entry]) -> int:
+        """Claim and start; the entries' slots are reserved meanwhile (the read loop and the
+        watcher claim side by side)."""
+        self.slots.reserved += len(entries)
         try:
             got = await self.store.claim(
                 [e.task_id for e in entries], self.name, self.settings.visibility_timeout_s
@@ -285,6 +304,8 @@ class Worker:
         except Unavailable:
             self.buffer.extendleft(reversed(entries))  # claim them once PostgreSQL is back
             raise
+        finally:
+            self.slots.reserved -= len(entries)
         claimed = {c.id: c for c in got}
         rejected: list[Entry] = []
         for e in entries:
@@ -302,6 +323,7 @@ class Worker:
     def _start(self, task: ClaimedTask, entry: Entry | None) -> None:
         slot = Inflight(task, entry)
         self.inflight[task.id] = slot
+        self.slots.take(task.tenant_id)
         slot.handle = asyncio.create_task(self._attempt(slot))
 
     # -- executing -----------------------------------------------------------------------------
@@ -386,7 +408,9 @@ class Worker:
         self._free(finish.task_id)
 
     def _free(self, task_id: UUID) -> None:
-        if self.inflight.pop(task_id, None) is not None:
+        slot = self.inflight.pop(task_id, None)
+        if slot is not None:
+            self.slots.give_back(slot.task.tenant_id)
             self.slot_freed.set()
 
     async def _drain(self) -> None:
