@@ -263,7 +263,7 @@ class Worker:
     async def _read(self, free: int) -> list[Entry]:
         if free < self._refill and self.inflight:
             free = await self._wait_for_slots(self._refill)
-        entries = await self.consumer.read(free, self._turn, BLOCK_MS, self.slots.room)
+        entries = await self.consumer.read(free, self._turn, BLOCK_MS, self.slots.rooms)
         self._turn += 1
         if not entries and self.consumer.held_back:  # work there, but no room for it now
             await self._wait_for_slots(free + 1)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from uuid import UUID
 
 HEADROOM = 0.1
@@ -87,13 +87,18 @@ class Slots:
 
     def room(self, tenant: UUID) -> int:
         """How many more slots ``tenant`` may take now."""
-        free = self.free
+        return self.rooms((tenant,))[tenant]
+
+    def rooms(self, tenants: Collection[UUID]) -> dict[UUID, int]:
+        """How many more slots each of ``tenants`` may take now."""
+        free = max(0, self.free)
         if not self.shared:
-            return max(0, free)
+            return dict.fromkeys(tenants, free)
         big = self.used - self.small
         beyond = self.capacity - self.reserved - big - self.reserve
         room = max(0, min(free, beyond, self.burst))
-        held = self.held.get(tenant, 0)
-        if held < self.headroom:
-            return max(room, min(free, self.headroom - held))
-        return room
+        held, small = self.held, self.headroom
+        return {
+            t: max(room, min(free, small - h)) if (h := held.get(t, 0)) < small else room
+            for t in tenants
+        }

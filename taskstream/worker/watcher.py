@@ -64,7 +64,7 @@ async def watch_once(worker: Claimer) -> bool:
     slots = worker.slots
     if not slots.shared or worker.degraded or slots.free <= 0:
         return False
-    found = await worker.consumer.read_new(slots.free, WATCH_MS, slots.room)
+    found = await worker.consumer.read_new(slots.free, WATCH_MS, slots.rooms)
     if found is None:
         return False
     take = max(0, min(len(found), slots.free))  # the read loop may have taken slots meanwhile
