@@ -63,6 +63,8 @@ _LIMIT_OPTIONS = (
      "tasks waiting (pending + scheduled); 'default': TASKSTREAM_TENANT_MAX_PENDING"),
     ("--max-concurrency", "max_concurrency",
      "tasks processing at once across all workers; 'default': no cap"),
+    ("--retention-days", "retention_days",
+     "days finished tasks are kept; 'default': TASKSTREAM_RETENTION_DAYS"),
 )  # fmt: skip
 
 
@@ -103,7 +105,7 @@ def cmd_tenant_update(settings: Settings, args: argparse.Namespace) -> int:
     changes = _limit_changes(args)
     if not changes:
         _progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
-                  "--max-concurrency or --weight")  # fmt: skip
+                  "--max-concurrency, --retention-days or --weight")  # fmt: skip
         return 2
     info = _with_tenants(settings, lambda tenants: tenants.update_tenant(args.name, changes))
     print(tenant_table([info], settings))
@@ -125,6 +127,7 @@ def effective_limits(limits: TenantLimits, settings: Settings) -> TenantLimits:
         limits,
         rate_limit=limits.rate_limit or settings.tenant_rate_limit,
         max_pending=limits.max_pending or settings.tenant_max_pending,
+        retention_days=limits.retention_days or settings.retention_days,
     )
 
 
@@ -154,11 +157,12 @@ def _limit_cell(own: int | None, default: int | None) -> str:
 
 def tenant_table(tenants: Sequence[TenantInfo], settings: Settings) -> str:
     """Tenants and their limits as an aligned table; a default shows the value it stands for."""
-    head = ("NAME", "ID", "RATE LIMIT", "MAX PENDING", "MAX CONCURRENCY", "WEIGHT")
+    head = ("NAME", "ID", "RATE LIMIT", "MAX PENDING", "MAX CONCURRENCY", "WEIGHT", "RETENTION")
     rows = [head] + [
         (t.name, str(t.id), _limit_cell(t.limits.rate_limit, settings.tenant_rate_limit),
          _limit_cell(t.limits.max_pending, settings.tenant_max_pending),
-         _limit_cell(t.limits.max_concurrency, None), str(t.limits.weight))
+         _limit_cell(t.limits.max_concurrency, None), str(t.limits.weight),
+         _limit_cell(t.limits.retention_days, settings.retention_days))
         for t in tenants
     ]  # fmt: skip
     return _aligned(rows)

@@ -18,7 +18,9 @@ from .runtime import Service
 from .scheduler.cron import LEADER_ROLE, Cron
 from .scheduler.leader import Leader
 from .scheduler.promoter import Promoter
+from .scheduler.pruner import Pruner
 from .store.database import create_pool
+from .store.retention import RetentionStore
 from .store.schedules import LeaseStore, ScheduleStore
 from .store.tasks import TaskStore
 from .store.tenants import TenantStore
@@ -79,7 +81,8 @@ def worker_service(
 
 
 def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
-    """Promoter, relay and rescuer (every instance) plus cron firing (the elected leader)."""
+    """Promoter, relay and rescuer (every instance) plus cron firing and retention (the
+    elected leader)."""
 
     async def run(stop: asyncio.Event) -> None:
         pool = await create_pool(settings.database_url, min_size=1, max_size=4)
@@ -91,11 +94,13 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
             leader = Leader(LeaseStore(pool), LEADER_ROLE, name)
             cron = Cron(ScheduleStore(pool), tasks, producer, leader)
             promoter = Promoter(settings, tasks, producer)
+            pruner = Pruner(settings, RetentionStore(pool), leader)
             # One task group: if one loop fails the others stop before the pool closes.
             async with asyncio.TaskGroup() as loops:
                 loops.create_task(promoter.run(stop), name="promote")
                 loops.create_task(leader.run(stop), name="leader")
                 loops.create_task(cron.run(stop), name="cron")
+                loops.create_task(pruner.run(stop), name="retention")
         finally:
             await redis.aclose()
             await pool.close()

@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     min_schedule_interval_s: Seconds = 10.0
     """Shortest interval between two fires of a schedule; a cron expression that fires more
     often gets 422 `schedule_too_frequent`."""
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 30
+    """Days a finished task (completed, failed, cancelled) is kept, with its attempts, for
+    tenants without their own `--retention-days`; then the scheduler's leader deletes it."""
+    retention_interval_s: Seconds = 300.0
+    """How often the scheduler's leader deletes what retention let go."""
     promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
     publish_grace_s: Seconds = 2.0

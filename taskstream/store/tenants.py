@@ -34,6 +34,7 @@ LIMIT_MAX = {
     "max_pending": 2**63 - 1,
     "max_concurrency": 2**31 - 1,
     "weight": 1000,
+    "retention_days": 36_500,
 }
 
 
@@ -46,6 +47,7 @@ class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_pending: int | None = None  # tasks waiting (pending + scheduled)
     max_concurrency: int | None = None  # tasks processing at once across all workers
     weight: int = 1  # share of worker turns against other tenants with work waiting (1-1000)
+    retention_days: int | None = None  # days finished tasks are kept (migration 0012)
 
 
 class TenantInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,7 +156,8 @@ def _update_args(changes: dict[str, int | None]) -> list[bool | int | None]:
     args: list[bool | int | None] = []
     for field in ("rate_limit", "max_pending", "max_concurrency"):
         args += [field in checked, checked.get(field)]
-    return [*args, checked.get("weight")]
+    retention = ["retention_days" in checked, checked.get("retention_days")]
+    return [*args, checked.get("weight"), *retention]
 
 
 def _limits(row: Any) -> TenantLimits:
@@ -163,6 +166,7 @@ def _limits(row: Any) -> TenantLimits:
         max_pending=row["max_pending"],
         max_concurrency=row["max_concurrency"],
         weight=row["weight"],
+        retention_days=row["retention_days"],
     )
 
 
@@ -205,7 +209,8 @@ class TenantStore:
     async def update_tenant(self, name: str, changes: dict[str, int | None]) -> TenantInfo:
         """Change the limits named in ``changes`` (fields of :class:`TenantLimits`) and keep the
         others; None puts ``rate_limit`` / ``max_pending`` back to the deployment default and
-        lifts the ``max_concurrency`` cap (``weight`` takes 1-1000 only)."""
+        lifts the ``max_concurrency`` cap and ``retention_days`` back to the deployment's
+        (``weight`` takes 1-1000 only)."""
         args = _update_args(changes)
         async with acquire(self.pool) as conn:
             row = await conn.fetchrow(Q["update_tenant"], name, *args)

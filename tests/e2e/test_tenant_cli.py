@@ -52,20 +52,25 @@ def test_tenant_limits_on_the_cli(cluster: Cluster, settings: Settings) -> None:
     )
     assert tuple(stored[0]) == (500, 2000, 8, 3)
 
-    updated = cluster.cli("tenant", "update", "acme", "--max-concurrency", "2", "--weight", "5")
+    updated = cluster.cli(
+        "tenant", "update", "acme", "--max-concurrency", "2", "--weight", "5",
+        "--retention-days", "7",
+    )  # fmt: skip
     assert "acme" in updated and str(acme_id) in updated
     found = rows(cluster)
     assert found["acme"]["id"] == str(acme_id)
     assert found["acme"]["limits"] == {
-        "rate_limit": 500, "max_pending": 2000, "max_concurrency": 2, "weight": 5
+        "rate_limit": 500, "max_pending": 2000, "max_concurrency": 2, "weight": 5,
+        "retention_days": 7,
     }  # fmt: skip
     # globex has no limits of its own: null, and the deployment's defaults in effect.
     assert found["globex"]["limits"] == {
-        "rate_limit": None, "max_pending": None, "max_concurrency": None, "weight": 1
+        "rate_limit": None, "max_pending": None, "max_concurrency": None, "weight": 1,
+        "retention_days": None,
     }  # fmt: skip
     assert found["globex"]["effective"] == {
         "rate_limit": settings.tenant_rate_limit, "max_pending": settings.tenant_max_pending,
-        "max_concurrency": None, "weight": 1,
+        "max_concurrency": None, "weight": 1, "retention_days": settings.retention_days,
     }  # fmt: skip
 
     # `default` resets one limit; the others stay.
@@ -74,7 +79,8 @@ def test_tenant_limits_on_the_cli(cluster: Cluster, settings: Settings) -> None:
     )
     found = rows(cluster, TASKSTREAM_TENANT_RATE_LIMIT="250")
     assert found["acme"]["limits"] == {
-        "rate_limit": None, "max_pending": 2000, "max_concurrency": None, "weight": 5
+        "rate_limit": None, "max_pending": 2000, "max_concurrency": None, "weight": 5,
+        "retention_days": 7,
     }  # fmt: skip
     assert found["acme"]["effective"]["rate_limit"] == 250
 
@@ -82,11 +88,12 @@ def test_tenant_limits_on_the_cli(cluster: Cluster, settings: Settings) -> None:
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:2] == ["NAME", "ID"]
-    assert "MAX CONCURRENCY" in lines[0] and lines[0].rstrip().endswith("WEIGHT")
+    assert "MAX CONCURRENCY" in lines[0] and lines[0].split()[-2:] == ["WEIGHT", "RETENTION"]
     assert [line.split()[0] for line in lines[1:]] == ["acme", "globex"]
     assert str(acme_id) in lines[1] and "default (250)" in lines[1] and "2000" in lines[1]
-    assert lines[1].split()[-1] == "5"
+    assert lines[1].split()[-2:] == ["5", "7"]
     assert f"default ({settings.tenant_max_pending})" in lines[2] and "no cap" in lines[2]
+    assert f"default ({settings.retention_days})" in lines[2]
 
 
 @pytest.mark.parametrize(

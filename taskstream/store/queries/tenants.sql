@@ -1,7 +1,8 @@
 -- name: create_tenant
--- $3-$5: NULL for the deployment default (rate limit, max pending) or no cap (concurrency).
-INSERT INTO tenants (id, name, rate_limit, max_pending, max_concurrency, weight)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- $3-$5, $7: NULL for the deployment default (rate limit, max pending, retention) or no cap
+-- (concurrency).
+INSERT INTO tenants (id, name, rate_limit, max_pending, max_concurrency, weight, retention_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (name) DO NOTHING
 RETURNING id;
 
@@ -11,22 +12,23 @@ SELECT id, name FROM tenants WHERE name = $1;
 -- name: update_tenant
 -- One statement, so two operators changing different limits at once both keep their change.
 -- $2/$4/$6: whether rate_limit/max_pending/max_concurrency are changed ($3/$5/$7, NULL: the
--- default or no cap); $8: the new weight, NULL to keep it.
+-- default or no cap); $8: the new weight, NULL to keep it; $9/$10: retention_days, as the first.
 UPDATE tenants SET
     rate_limit = CASE WHEN $2 THEN $3::integer ELSE rate_limit END,
     max_pending = CASE WHEN $4 THEN $5::bigint ELSE max_pending END,
     max_concurrency = CASE WHEN $6 THEN $7::integer ELSE max_concurrency END,
-    weight = coalesce($8::integer, weight)
+    weight = coalesce($8::integer, weight),
+    retention_days = CASE WHEN $9 THEN $10::integer ELSE retention_days END
 WHERE name = $1
-RETURNING id, name, created_at, rate_limit, max_pending, max_concurrency, weight;
+RETURNING id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days;
 
 -- name: list_tenants
-SELECT id, name, created_at, rate_limit, max_pending, max_concurrency, weight
+SELECT id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days
 FROM tenants ORDER BY name;
 
 -- name: tenant_limits
 -- On the API's tenant-scoped pool: Row-Level Security shows only its own tenant's row.
-SELECT rate_limit, max_pending, max_concurrency, weight FROM tenants WHERE id = $1;
+SELECT rate_limit, max_pending, max_concurrency, weight, retention_days FROM tenants WHERE id = $1;
 
 -- name: create_key
 -- $6: seconds until it expires (NULL: never).
