@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from scratch import create_scratch, drop_scratch, say
 
 from taskstream.core.config import Settings
 from taskstream.core.ids import uuid7
 from taskstream.core.models import NewTask, Priority
 from taskstream.scheduler.pruner import Pruner
 from taskstream.store.database import create_pool
-from taskstream.store.migrate import migrate
 from taskstream.store.retention import RetentionStore
 from taskstream.store.tasks import TaskStore
 from taskstream.store.tenants import TenantStore
@@ -43,15 +40,6 @@ FINISHED = ("completed", "failed", "cancelled")
 
 class Leading:
     is_leader = True
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, f"/{name}", p.query, p.fragment))
 
 
 def task(tenant: uuid.UUID, created: datetime, k: int) -> NewTask:
@@ -97,11 +85,8 @@ async def fill(pool: Any, tenants: list[uuid.UUID], rows: int, now: datetime) ->
 
 
 async def main(args: argparse.Namespace) -> None:
-    name = f"ts_purge_{uuid.uuid4().hex[:8]}"
-    dsn = with_db(args.pg, name)
+    name, dsn = await create_scratch(args.pg, "ts_purge")
     now = datetime.now(UTC)
-    say(f"database {name}: migrating")
-    await migrate(dsn, progress=lambda line: say(f"  {line}"))
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
         ts = TenantStore(pool)
@@ -126,11 +111,7 @@ async def main(args: argparse.Namespace) -> None:
             raise SystemExit(1)
     finally:
         await pool.close()
-        admin = await asyncpg.connect(args.pg)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_scratch(args.pg, name)
 
 
 if __name__ == "__main__":

@@ -19,32 +19,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from scratch import create_scratch, drop_scratch, say
 
 from taskstream.core.ids import uuid7
 from taskstream.core.models import NewTask, Priority
 from taskstream.store.database import create_pool
-from taskstream.store.migrate import migrate
 from taskstream.store.tasks import TaskStore
 from taskstream.store.tenants import TenantStore
 
 Call = Callable[[TaskStore, list[uuid.UUID], int], Awaitable[Any]]
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, f"/{name}", p.query, p.fragment))
 
 
 def task(tenant: uuid.UUID) -> NewTask:
@@ -76,10 +64,7 @@ async def batch_submit(store: TaskStore, tenants: list[uuid.UUID], i: int) -> No
 
 
 async def main(args: argparse.Namespace) -> None:
-    name = f"ts_rls_{uuid.uuid4().hex[:8]}"
-    dsn = with_db(args.pg, name)
-    say(f"database {name}: migrating")
-    await migrate(dsn, progress=lambda line: say(f"  {line}"))
+    name, dsn = await create_scratch(args.pg, "ts_rls")
     owner = await create_pool(dsn, min_size=1, max_size=1)
     scoped = await create_pool(dsn, min_size=1, max_size=1, tenant_scoped=True)
     try:
@@ -131,11 +116,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await owner.close()
         await scoped.close()
-        admin = await asyncpg.connect(args.pg)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_scratch(args.pg, name)
 
 
 if __name__ == "__main__":

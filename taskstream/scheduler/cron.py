@@ -5,7 +5,6 @@ enqueue the same fire twice; the next run time is persisted in the same transact
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ from ..core.schedule import Misfire, plan
 from ..store.schedules import ScheduleRow, ScheduleStore
 from ..store.tasks import TaskStore
 from .leader import Leader
+from .passes import every
 
 log = structlog.get_logger("taskstream.scheduler")
 LEADER_ROLE = "cron"
@@ -120,12 +120,4 @@ class Cron:
             log.warning("publish of fired tasks deferred", error=str(exc), tasks=len(tasks))
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except Unavailable as exc:
-                log.warning("cron waiting for a dependency", error=str(exc))
-            except Exception:  # a bad schedule must not stop the others; it is logged
-                log.exception("cron pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+        await every(TICK_S, self.run_once, "cron", stop)  # a bad schedule stops no other

@@ -12,7 +12,6 @@ inside their retention; and the purge keeps up with the drain by a wide margin (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from ..core.config import Settings
-from ..core.errors import Unavailable
 from ..store.retention import RetentionStore
 from .leader import Leader
+from .passes import every
 
 log = structlog.get_logger("taskstream.scheduler")
 BATCH = 1000
@@ -75,12 +74,4 @@ class Pruner:
         return deleted
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except Unavailable as exc:
-                log.warning("retention waiting for PostgreSQL", error=str(exc))
-            except Exception:  # a maintenance loop must outlive a bad pass; it is logged
-                log.exception("retention pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.retention_interval_s)
+        await every(self.settings.retention_interval_s, self.run_once, "retention", stop)
