@@ -254,7 +254,7 @@ class Worker:
             entries = await self.consumer.reclaim(vt_ms, free)
         if not entries:
             entries = await self._read(free)
-        free = self.slots.free
+        free = max(0, self.slots.free)  # the watcher may have claimed meanwhile
         if len(entries) > free:
             self.buffer.extend(entries[free:])
             entries = entries[:free]
