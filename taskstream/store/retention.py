@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..core.ids import uuid7
 from . import queries
 from .database import acquire
 
@@ -16,9 +17,9 @@ Q = queries.load("retention")
 
 
 def first_id_at(when: datetime) -> UUID:
-    """The smallest time-ordered id (core.ids.uuid7) of ``when``'s millisecond: every task
-    created before ``when`` has a smaller id."""
-    return UUID(int=(int(when.timestamp() * 1000) & ((1 << 48) - 1)) << 80)
+    """The smallest id ``core.ids.uuid7`` makes in ``when``'s millisecond: every task created
+    before ``when`` has a smaller id."""
+    return uuid7(int(when.timestamp() * 1000), rand=bytes(10))
 
 
 class RetentionStore:
