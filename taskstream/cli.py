@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 
 from .core.config import Settings
+from .core.crypto import keyring
 from .core.errors import ProblemError, TaskstreamError
+from .lifecycle import add_verbs, cmd_migrate, progress
 from .observability.logging import configure
 from .runtime import run_async
 
@@ -24,19 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 # -- verbs ------------------------------------------------------------------------------------
-
-
-def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from .store.migrate import migrate
-
-    applied = run_async(migrate(settings.database_url, progress=_progress))
-    _progress(f"migrations applied: {len(applied)} new" if applied else "schema is up to date")
-    return 0
 
 
 def _with_tenants(settings: Settings, fn: Callable[[TenantStore], Awaitable[T]]) -> T:
@@ -104,7 +94,7 @@ def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tenant_update(settings: Settings, args: argparse.Namespace) -> int:
     changes = _limit_changes(args)
     if not changes:
-        _progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
+        progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
                   "--max-concurrency, --retention-days or --weight")  # fmt: skip
         return 2
     info = _with_tenants(settings, lambda tenants: tenants.update_tenant(args.name, changes))
@@ -194,7 +184,7 @@ def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     prefix = args.prefix.split("_")[1] if args.prefix.startswith("tsk_") else args.prefix
     tenant, info = _with_tenants(settings, lambda tenants: tenants.revoke_any(prefix))
     when = _when(info.revoked_at)
-    _progress(f"revoked key {info.prefix} (tenant {tenant}, role {info.role}) at {when}")
+    progress(f"revoked key {info.prefix} (tenant {tenant}, role {info.role}) at {when}")
     return 0
 
 
@@ -276,7 +266,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
         settings = msgspec.structs.replace(settings, log_format="console")
         configure(settings.log_format, settings.log_level)
 
-    return run_dev(settings, args, _progress)
+    return run_dev(settings, args, progress)
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -373,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--payload", default="{}", help="payload JSON for every task")
     bench.add_argument("--timeout", type=float, default=600, help="give up after (s)")
 
+    add_verbs(verb)
+
     streams = verb("streams", cmd_streams, "each queue's Redis streams: entries, pending, ready")
     streams.add_argument("--tenant", help="only this tenant's queues")
     streams.add_argument("--output", choices=["table", "json"], default="table")
@@ -427,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except msgspec.ValidationError as exc:
+        keyring(settings.encryption_keys)  # checked once, here: errors name the key id
+    except (msgspec.ValidationError, ValueError) as exc:
         print(f"taskstream: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.log_level)

@@ -14,6 +14,7 @@ from .broker.connection import connect
 from .broker.keys import Keys
 from .broker.producer import Producer
 from .core.config import Settings
+from .core.crypto import keyring
 from .runtime import Service
 from .scheduler.cron import LEADER_ROLE, Cron
 from .scheduler.leader import Leader
@@ -88,7 +89,11 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
         pool = await create_pool(settings.database_url, min_size=1, max_size=4)
         redis = connect(settings.redis_url)
         try:
-            tasks = TaskStore(pool, idempotency_ttl_s=settings.idempotency_ttl_s)
+            tasks = TaskStore(
+                pool,
+                idempotency_ttl_s=settings.idempotency_ttl_s,
+                keys=keyring(settings.encryption_keys),
+            )
             producer = Producer(redis, Keys(settings.redis_prefix), TenantStore(pool).names)
             name = holder or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
             leader = Leader(LeaseStore(pool), LEADER_ROLE, name)

@@ -16,6 +16,7 @@ from ..broker.keys import Keys
 from ..broker.producer import Producer
 from ..broker.rate import RateBuckets
 from ..core.config import Settings
+from ..core.crypto import keyring
 from ..core.errors import BrokerUnavailable, StoreUnavailable
 from ..store.database import acquire, create_pool
 from ..store.notifications import listen
@@ -91,7 +92,11 @@ def create_app(settings: Settings) -> Litestar:
             tenant_scoped=True,
         )
         state.redis = connect(settings.redis_url)
-        state.tasks = TaskStore(state.pool, idempotency_ttl_s=settings.idempotency_ttl_s)
+        state.tasks = TaskStore(
+            state.pool,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            keys=keyring(settings.encryption_keys),
+        )
         tenants = TenantStore(state.pool)
         state.limits = Limits(
             tenants,
@@ -120,7 +125,11 @@ def create_app(settings: Settings) -> Litestar:
             custom_plans=False,
             tenant_scoped=True,
         )
-        intake_store = TaskStore(state.intake_pool, idempotency_ttl_s=settings.idempotency_ttl_s)
+        intake_store = TaskStore(
+            state.intake_pool,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            keys=keyring(settings.encryption_keys),
+        )
         names = TenantStore(state.intake_pool).names  # streams are named by tenant name
         state.intake = Intake(
             intake_store, Producer(state.redis, Keys(settings.redis_prefix), names)

@@ -68,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenants without their own `--retention-days`; then the scheduler's leader deletes it."""
     retention_interval_s: Seconds = 300.0
     """How often the scheduler's leader deletes what retention let go."""
+    encryption_keys: str | None = None
+    """`kid:base64-32-bytes,...`: payloads and results are stored AES-256-GCM sealed with the
+    first key; every key listed opens what it sealed. Unset: stored clear. `taskstream keygen`
+    makes a key; `taskstream reencrypt` moves stored rows to the first key."""
     promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
     publish_grace_s: Seconds = 2.0

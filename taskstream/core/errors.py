@@ -10,8 +10,10 @@ maps this tree to problem+json in one place (api/problems.py).
     │   ├── Conflict              409  idempotency key reused with another body, bad state
     │   ├── PayloadTooLarge       413
     │   ├── UnsupportedMediaType  415  a body that is not JSON
-    │   └── Unprocessable         422  unknown task type, payload fails the type's schema
-    │       └── StoreRefused      422  PostgreSQL refused the data (a value checks missed)
+    │   ├── Unprocessable         422  unknown task type, payload fails the type's schema
+    │   │   └── StoreRefused      422  PostgreSQL refused the data (a value checks missed)
+    │   ├── SealKeyMissing        503  stored data sealed with a key this process lacks
+    │   └── SealBroken            500  sealed data that does not open (changed, moved, other key)
     ├── Unavailable               503  a dependency is down (retry later)
     │   ├── StoreUnavailable      PostgreSQL
     │   └── BrokerUnavailable     Redis
@@ -110,6 +112,20 @@ class QueueFull(ProblemError):
 
     status = 503
     code = "queue_full"
+
+
+class SealKeyMissing(ProblemError):
+    """A value is sealed with a key id missing from ``TASKSTREAM_ENCRYPTION_KEYS``."""
+
+    status = 503
+    code = "encryption_key_missing"
+
+
+class SealBroken(ProblemError):
+    """A sealed value does not open under its key id: never returned as garbage."""
+
+    status = 500
+    code = "decryption_failed"
 
 
 class Unavailable(TaskstreamError):

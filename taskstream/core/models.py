@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from .audit import Entry
+
 
 class Priority(enum.IntEnum):
     """Lower value runs first. Stored as a smallint; shown by name."""
@@ -78,6 +80,7 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str | None
     run_at: datetime | None  # None: due now (status pending)
     visibility_timeout_s: float | None = None  # None: the deployment's default
+    audit: Entry | None = None  # recorded in the audit log with the task, when created
 
 
 class Dispatch(msgspec.Struct, frozen=True, array_like=True):
@@ -106,6 +109,7 @@ class ClaimedTask(msgspec.Struct, frozen=True, kw_only=True):
     created_unix: float
     run_unix: float
     lease_s: float  # this task's visibility timeout
+    unreadable: str | None = None  # why the payload did not open (a missing or wrong key)
 
 
 class Finish(msgspec.Struct, frozen=True, kw_only=True):

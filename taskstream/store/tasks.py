@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,18 +11,12 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from ..core.crypto import Keyring
 from ..core.errors import Conflict, NotFound
-from ..core.models import (
-    ClaimedTask,
-    Dispatch,
-    Finish,
-    NewTask,
-    Priority,
-    TaskRecord,
-    TaskStatus,
-)
+from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, TaskRecord, TaskStatus
 from . import queries
 from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
+from .rows import Rows, dispatches
 
 Q = queries.load("tasks")
 QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
@@ -41,75 +35,6 @@ class Inserted(msgspec.Struct, frozen=True, kw_only=True):
     task: TaskRecord
     created: bool
     conflict: bool = False
-
-
-def to_record(row: asyncpg.Record) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        type=row["type"],
-        queue=row["queue"],
-        priority=Priority(row["priority"]),
-        status=TaskStatus(row["status"]),
-        payload=msgspec.Raw(row["payload"].encode()),
-        result=None if row["result"] is None else msgspec.Raw(row["result"].encode()),
-        last_error=row["last_error"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        timeout_s=row["timeout_s"],
-        idempotency_key=row["idempotency_key"],
-        correlation_id=row["correlation_id"],
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
-
-
-def _dispatches(rows: Iterable[asyncpg.Record]) -> list[Dispatch]:
-    return [Dispatch(r["id"], r["tenant_id"], r["queue"], Priority(r["priority"])) for r in rows]
-
-
-def _claimed(r: asyncpg.Record) -> ClaimedTask:
-    return ClaimedTask(
-        id=r["id"],
-        tenant_id=r["tenant_id"],
-        type=r["type"],
-        queue=r["queue"],
-        payload_json=r["payload"],
-        attempt=r["attempts"],
-        max_attempts=r["max_attempts"],
-        timeout_s=r["timeout_s"],
-        lease_epoch=r["lease_epoch"],
-        idempotency_key=r["idempotency_key"],
-        correlation_id=r["correlation_id"],
-        created_unix=r["created_unix"],
-        run_unix=r["run_unix"],
-        lease_s=r["lease_s"],
-    )
-
-
-def _columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
-    """Column arrays for the ``unnest`` insert."""
-    rows = [
-        (
-            t.id,
-            t.tenant_id,
-            t.type,
-            t.queue,
-            int(t.priority),
-            t.payload_json.decode(),
-            t.max_attempts,
-            t.timeout_s,
-            t.idempotency_key,
-            t.request_hash,
-            t.correlation_id,
-            t.run_at,
-            t.visibility_timeout_s,
-        )
-        for t in tasks
-    ]
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(13)]
 
 
 # The only clauses a list may add; the parameter numbers follow $1 (tenant) and $2 (limit).
@@ -168,9 +93,16 @@ async def record_queue(conn: asyncpg.Connection[Any], tenant_id: UUID, name: str
 
 
 class TaskStore:
-    def __init__(self, pool: asyncpg.Pool[Any], *, idempotency_ttl_s: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        *,
+        idempotency_ttl_s: float = 86_400.0,
+        keys: Keyring | None = None,
+    ) -> None:
         self.pool = pool
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.rows = Rows(keys or Keyring())
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -190,22 +122,24 @@ class TaskStore:
         out: list[Inserted] = []
         for t in tasks:
             if t.id in by_id:
-                out.append(Inserted(task=to_record(by_id[t.id]), created=True))
+                out.append(
+                    Inserted(task=self.rows.record(by_id[t.id], t.payload_json), created=True)
+                )
                 continue
             row = existing.get((t.tenant_id, t.idempotency_key))
             if row is None:  # pragma: no cover - the key holder was purged mid-call
                 raise Conflict("idempotency key in use; retry", code="idempotency_conflict")
             same = row["request_hash"] == t.request_hash
-            out.append(Inserted(task=to_record(row), created=False, conflict=not same))
+            out.append(Inserted(task=self.rows.record(row), created=False, conflict=not same))
         return out
 
     async def _insert(
         self, conn: asyncpg.Connection[Any], tasks: Sequence[NewTask]
     ) -> tuple[dict[UUID, asyncpg.Record], dict[tuple[UUID, str | None], asyncpg.Record]]:
-        by_id = {r["id"]: r for r in await conn.fetch(Q["insert_tasks"], *_columns(tasks))}
+        by_id = {r["id"]: r for r in await conn.fetch(Q["insert_tasks"], *self.rows.columns(tasks))}
         missing = [t for t in tasks if t.id not in by_id]
         if missing and await self._expire_keys(conn, missing):
-            retried = await conn.fetch(Q["insert_tasks"], *_columns(missing))
+            retried = await conn.fetch(Q["insert_tasks"], *self.rows.columns(missing))
             by_id.update((r["id"], r) for r in retried)
             missing = [t for t in missing if t.id not in by_id]
         existing: dict[tuple[UUID, str | None], asyncpg.Record] = {}
@@ -250,7 +184,7 @@ class TaskStore:
             row = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
         if row is None:
             raise NotFound("task not found", code="task_not_found")
-        return to_record(row)
+        return self.rows.record(row)
 
     async def list_tasks(
         self,
@@ -267,7 +201,7 @@ class TaskStore:
         )
         async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
-        return [to_record(r) for r in rows]
+        return [self.rows.record(r) for r in rows]
 
     async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
         async with acquire(self.pool, tenant_id) as conn:
@@ -281,7 +215,7 @@ class TaskStore:
                     code="invalid_state",
                     current_status=current["status"],
                 )
-        return to_record(row)
+        return self.rows.record(row)
 
     # -- worker protocol -----------------------------------------------------------------------
 
@@ -299,7 +233,7 @@ class TaskStore:
                     rows += await conn.fetch(
                         Q["claim_capped"], [r["id"] for r in held], owner, lease_s, wait_s
                     )
-        return [_claimed(r) for r in rows if not r["capped"]]
+        return [self.rows.claimed(r) for r in rows if not r["capped"]]
 
     async def claim_from_table(
         self, queues: Sequence[str] | None, limit: int, owner: str, lease_s: float
@@ -310,7 +244,7 @@ class TaskStore:
         async with acquire(self.pool) as conn, conn.transaction():
             await conn.execute(Q["lock_capped_with_work"], names)
             rows = await conn.fetch(Q["claim_from_table"], names, limit, owner, lease_s)
-        return [_claimed(r) for r in rows]
+        return [self.rows.claimed(r) for r in rows]
 
     async def confirm_finished(self, items: Sequence[Finish]) -> set[UUID]:
         """Which of these outcomes are recorded (for a commit whose result was not seen)."""
@@ -336,16 +270,18 @@ class TaskStore:
     ) -> set[UUID]:
         """Write attempt outcomes; returns the ids whose lease still matched (the rest were
         fenced out and must not be acked)."""
+        results, kids = self.rows.results(items)
         args = (
             [f.task_id for f in items],
             [f.lease_epoch for f in items],
             [str(f.status) for f in items],
-            [f.result_json for f in items],
+            results,
             [f.error for f in items],
             [f.run_at for f in items],
             [f.outcome for f in items],
             [f.duration_s for f in items],
             worker,
+            kids,
         )
         if conn is not None:
             with translate_errors():
@@ -384,7 +320,7 @@ class TaskStore:
     async def promote_due(self, limit: int) -> list[Dispatch]:
         """Move due scheduled tasks to pending (committed); the caller publishes them."""
         async with acquire(self.pool) as conn:
-            return _dispatches(await conn.fetch(Q["promote_due"], limit))
+            return dispatches(await conn.fetch(Q["promote_due"], limit))
 
     async def relay_unpublished(self, limit: int, grace_s: float, publish: Publish) -> int:
         return await self._publish_in_tx(Q["relay_unpublished"], publish, limit, grace_s)
@@ -396,7 +332,7 @@ class TaskStore:
                     rows = await conn.fetch(sql, *args)
                     if rows:
                         # A failed publish raises and rolls back: the rows are tried again.
-                        await publish(_dispatches(rows))
+                        await publish(dispatches(rows))
         return len(rows)
 
     async def attempts(self, tenant_id: UUID, task_id: UUID) -> list[dict[str, Any]]:
@@ -418,7 +354,7 @@ class TaskStore:
         sql, args = with_filters(Q["list_dead"], type=task_type, queue=queue, before=before)
         async with acquire(self.pool, tenant_id) as conn:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
-        return [to_record(r) for r in rows]
+        return [self.rows.record(r) for r in rows]
 
     async def replay(
         self,
@@ -441,7 +377,7 @@ class TaskStore:
                 limit,
                 by,
             )
-        return [to_record(r) for r in rows]
+        return [self.rows.record(r) for r in rows]
 
     async def rescue_expired(self, limit: int, grace_s: float) -> list[tuple[UUID, TaskStatus]]:
         async with acquire(self.pool) as conn:

@@ -24,6 +24,7 @@ from ..broker.connection import translate_errors as translate_broker_errors
 from ..broker.consumer import Consumer, Entry, ServedQueue
 from ..broker.keys import Keys
 from ..core.config import Settings
+from ..core.crypto import keyring
 from ..core.errors import BrokerUnavailable, Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Outcome, OutcomeKind
@@ -102,7 +103,7 @@ class Worker:
             self.settings.database_url, min_size=2, max_size=self.settings.db_pool_size
         )
         self._redis = connect(self.settings.redis_url)
-        self.store = TaskStore(self._pool)
+        self.store = TaskStore(self._pool, keys=keyring(self.settings.encryption_keys))
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
         self.completer = Completer(
             self.store,
@@ -375,6 +376,8 @@ class Worker:
     ) -> Outcome:
         if definition is None:
             return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
+        if task.unreadable is not None:  # another worker may have the key: retried
+            return Outcome(kind=OutcomeKind.RETRY, error=task.unreadable)
         return await execute(
             definition,
             ctx,

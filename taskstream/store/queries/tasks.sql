@@ -7,20 +7,33 @@
 
 -- name: insert_tasks
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
--- resolved by the caller (same body -> the original task, other body -> 409).
-INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts, timeout_s,
-                   idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s)
-SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
-       CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
-       u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
-       u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[], $7::int4[],
-            $8::float8[], $9::text[], $10::bytea[], $11::text[], $12::timestamptz[],
-            $13::float8[])
-     AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
-          idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s)
-ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING {task_columns};
+-- resolved by the caller (same body -> the original task, other body -> 409). The tasks created
+-- with an audit entry ($15-$19: task id, time, actor, request id, digest) are recorded in the
+-- audit log in the same statement, so in the same commit ({audit_chain}: queries.py).
+WITH ins AS (
+    INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
+                       timeout_s, idempotency_key, request_hash, correlation_id, run_at,
+                       visibility_timeout_s, payload_key)
+    SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
+           CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
+           u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
+           u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s, u.payload_key
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[],
+                $7::int4[], $8::float8[], $9::text[], $10::bytea[], $11::text[],
+                $12::timestamptz[], $13::float8[], $14::text[])
+         AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
+              idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s,
+              payload_key)
+    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING {task_columns}
+), entries AS (
+    SELECT ins.tenant_id, e.at, e.actor, 'task.submit'::text AS action, ins.id::text AS target,
+           e.request_id, e.digest, e.ord
+    FROM unnest($15::uuid[], $16::timestamptz[], $17::text[], $18::text[], $19::bytea[])
+         WITH ORDINALITY AS e(id, at, actor, request_id, digest, ord)
+    JOIN ins ON ins.id = e.id
+), {audit_chain}
+SELECT * FROM ins;
 
 -- name: find_by_idempotency_keys
 SELECT idempotency_key, request_hash, {task_columns}
@@ -123,7 +136,7 @@ WITH prior AS (
         started_at = coalesce(t.started_at, now())
     FROM prior
     WHERE t.id = prior.pid AND NOT prior.capped
-    RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts,
+    RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts,
               t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id,
               extract(epoch FROM t.created_at)::float8 AS created_unix,
               extract(epoch FROM t.run_at)::float8 AS run_unix,
@@ -136,7 +149,7 @@ WITH prior AS (
 )
 SELECT * FROM claimed
 UNION ALL
-SELECT pid, tid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT pid, tid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        prior_status, true
 FROM prior WHERE capped;
 
@@ -195,7 +208,7 @@ WITH prior AS (
         started_at = coalesce(t.started_at, now())
     FROM ranked
     WHERE t.id = ranked.pid AND ranked.fits
-    RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts,
+    RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts,
               t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id,
               extract(epoch FROM t.created_at)::float8 AS created_unix,
               extract(epoch FROM t.run_at)::float8 AS run_unix,
@@ -268,7 +281,7 @@ SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $3,
     started_at = coalesce(t.started_at, now())
 FROM ranked
 WHERE t.id = ranked.cid AND (ranked.free IS NULL OR ranked.n <= ranked.free)
-RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.attempts, t.max_attempts, t.timeout_s,
+RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts, t.timeout_s,
           t.lease_epoch, t.idempotency_key, t.correlation_id,
           extract(epoch FROM t.created_at)::float8 AS created_unix,
           extract(epoch FROM t.run_at)::float8 AS run_unix,
@@ -289,15 +302,15 @@ UPDATE tasks SET published_at = NULL WHERE status = 'pending' AND published_at I
 -- The attempt is logged in the same statement.
 WITH done AS (
     UPDATE tasks t
-    SET status = u.status, result = u.result::jsonb,
+    SET status = u.status, result = u.result::jsonb, result_key = u.result_key,
         last_error = coalesce(u.error, t.last_error),
         run_at = coalesce(u.run_at, t.run_at),
         finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
         published_at = CASE WHEN u.status = 'scheduled' THEN NULL ELSE t.published_at END,
         lease_owner = NULL, lease_expires_at = NULL
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::text[], $8::float8[])
-         AS u(id, epoch, status, result, error, run_at, outcome, duration_s)
+                $7::text[], $8::float8[], $10::text[])
+         AS u(id, epoch, status, result, error, run_at, outcome, duration_s, result_key)
     WHERE t.id = u.id AND t.lease_epoch = u.epoch AND t.status = (SELECT 'processing')  -- [1]
       AND u.status IN ('completed', 'scheduled', 'failed')  -- an attempt can only end so
     RETURNING t.id, t.tenant_id, t.attempts, u.outcome, u.error, u.duration_s
@@ -418,7 +431,7 @@ WITH chosen AS (
 ), replayed AS (
     UPDATE tasks t
     SET status = 'pending', attempts = 0, finished_at = NULL, run_at = now(),
-        published_at = NULL, result = NULL
+        published_at = NULL, result = NULL, result_key = NULL
     FROM chosen WHERE t.id = chosen.cid
     RETURNING {task_columns}
 ), logged AS (
