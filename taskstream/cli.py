@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -15,9 +15,10 @@ import msgspec
 from .core.config import Settings
 from .core.crypto import keyring
 from .core.errors import ProblemError, TaskstreamError
-from .lifecycle import add_verbs, cmd_migrate, progress
+from .lifecycle import add_verbs, cli_actor, cmd_migrate, progress
 from .observability.logging import configure
 from .runtime import run_async
+from .tables import aligned, when
 
 if TYPE_CHECKING:
     from .store.tenants import KeyInfo, TenantInfo, TenantLimits, TenantStore
@@ -87,7 +88,11 @@ def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
     from .store.tenants import TenantLimits
 
     limits = msgspec.structs.replace(TenantLimits(), **_limit_changes(args))
-    print(_with_tenants(settings, lambda tenants: tenants.create_tenant(args.name, limits)))
+    print(
+        _with_tenants(
+            settings, lambda tenants: tenants.create_tenant(args.name, limits, by=cli_actor())
+        )
+    )
     return 0
 
 
@@ -97,7 +102,9 @@ def cmd_tenant_update(settings: Settings, args: argparse.Namespace) -> int:
         progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
                   "--max-concurrency, --retention-days or --weight")  # fmt: skip
         return 2
-    info = _with_tenants(settings, lambda tenants: tenants.update_tenant(args.name, changes))
+    info = _with_tenants(
+        settings, lambda tenants: tenants.update_tenant(args.name, changes, by=cli_actor())
+    )
     print(tenant_table([info], settings))
     return 0
 
@@ -155,13 +162,15 @@ def tenant_table(tenants: Sequence[TenantInfo], settings: Settings) -> str:
          _limit_cell(t.limits.retention_days, settings.retention_days))
         for t in tenants
     ]  # fmt: skip
-    return _aligned(rows)
+    return aligned(rows)
 
 
 def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
     async def create(tenants: TenantStore) -> str:
         tenant_id = await tenants.tenant_id(args.tenant)
-        return await tenants.create_key(tenant_id, args.role, expires_in_s=args.expires_in)
+        return await tenants.create_key(
+            tenant_id, args.role, expires_in_s=args.expires_in, by=cli_actor()
+        )
 
     key = _with_tenants(settings, create)
     print(key, flush=True)  # alone on its line, shown once: only a hash is stored
@@ -182,31 +191,23 @@ def cmd_key_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     prefix = args.prefix.split("_")[1] if args.prefix.startswith("tsk_") else args.prefix
-    tenant, info = _with_tenants(settings, lambda tenants: tenants.revoke_any(prefix))
-    when = _when(info.revoked_at)
-    progress(f"revoked key {info.prefix} (tenant {tenant}, role {info.role}) at {when}")
+    tenant, info = _with_tenants(
+        settings, lambda tenants: tenants.revoke_any(prefix, by=cli_actor())
+    )
+    at = when(info.revoked_at)
+    progress(f"revoked key {info.prefix} (tenant {tenant}, role {info.role}) at {at}")
     return 0
-
-
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
 def key_table(keys: Sequence[KeyInfo]) -> str:
     """Keys as an aligned table (never the secret: it is not stored)."""
     head = ("PREFIX", "ROLE", "CREATED", "LAST USED", "EXPIRES", "REVOKED")
     rows = [head] + [
-        (k.prefix, k.role, _when(k.created_at), _when(k.last_used_at), _when(k.expires_at),
-         _when(k.revoked_at))
+        (k.prefix, k.role, when(k.created_at), when(k.last_used_at), when(k.expires_at),
+         when(k.revoked_at))
         for k in keys
     ]  # fmt: skip
-    return _aligned(rows)
-
-
-def _aligned(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)  # fmt: skip
+    return aligned(rows)
 
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
@@ -295,7 +296,7 @@ def stream_table(rows: Sequence[StreamRow], prefix: str) -> str:
 
     head = ("STREAM", "ENTRIES", "PENDING", "READY")
     cells = [(r.key, str(r.entries), str(r.pending), "yes" if r.ready else "") for r in rows]
-    return "\n".join([_aligned([head, *cells]), "", *hints(list(rows), prefix)])
+    return "\n".join([aligned([head, *cells]), "", *hints(list(rows), prefix)])
 
 
 def _queues(raw: str | None) -> list[str] | None:

@@ -18,6 +18,7 @@ from ..broker.rate import RateBuckets
 from ..core.config import Settings
 from ..core.crypto import keyring
 from ..core.errors import BrokerUnavailable, StoreUnavailable
+from ..store.audit import AuditStore
 from ..store.database import acquire, create_pool
 from ..store.notifications import listen
 from ..store.schedules import LeaseStore, ScheduleStore
@@ -25,6 +26,7 @@ from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
+from .audit import ROUTES as AUDIT_ROUTES
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
@@ -114,6 +116,7 @@ def create_app(settings: Settings) -> Litestar:
         )
         state.catalog = Catalog(TaskTypeStore(state.pool))
         state.schedules = ScheduleStore(state.pool)
+        state.audit = AuditStore(state.pool)
         state.leases = LeaseStore(state.pool)
         state.workers = WorkerStore(state.pool)
         # Submissions insert through a pool of their own that keeps cached plans: planning
@@ -156,6 +159,7 @@ def create_app(settings: Settings) -> Litestar:
         *SCHEDULE_ROUTES,
         *OPERATION_ROUTES,
         *KEY_ROUTES,
+        *AUDIT_ROUTES,
     ]
     return Litestar(
         route_handlers=handlers,

@@ -22,13 +22,17 @@ import asyncio
 import collections
 import hmac
 import math
+import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
+from uuid import uuid4
 
 import structlog
 from litestar import Request
 
+from ..core.audit import Actor
 from ..core.errors import Forbidden, ProblemError, TaskstreamError, Unauthenticated
 from ..core.rbac import Action, allows
 from ..store.tenants import Check, KeyRecord, Principal, split_key
@@ -277,3 +281,21 @@ class Authenticator:
 def _address(request: Request[Any, Any, Any]) -> str:
     """The client address failures are counted against (only looked at off the hot path)."""
     return request.client.host if request.client else "unknown"
+
+
+# A request id a client gives (X-Request-Id, else X-Correlation-Id) is kept when it is short,
+# printable text; otherwise, or when none is given, one is made.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def request_id(request: Request[Any, Any, Any]) -> str:
+    for header in ("x-request-id", "x-correlation-id"):
+        value = request.headers.get(header)
+        if value and _REQUEST_ID.fullmatch(value):
+            return value
+    return uuid4().hex
+
+
+def actor(who: Principal, request: Request[Any, Any, Any], at: datetime) -> Actor:
+    """Who acts in the audit log, in which request, when: the entries of one call share it."""
+    return Actor(name=f"key:{who.key_prefix}", request_id=request_id(request), at=at)

@@ -12,7 +12,9 @@ from litestar.datastructures import State
 
 from ..core.errors import Conflict
 from ..core.rbac import Action
+from .auth import actor
 from .body import decode_body
+from .intake import now_utc
 from .openapi import BEARER, problems, request_body
 from .schemas import TaskOut, TaskPage
 from .tasks import Cursor, Filter, Limit, TaskId, cursor_id, next_cursor, parse_task_id
@@ -77,8 +79,9 @@ async def retry_task(request: Request[Any, Any, Any], state: State, task_id: Tas
     who = await state.auth.principal(request, Action.OPERATE)
     tid = parse_task_id(task_id)
     replayed = await state.tasks.replay(
-        who.tenant_id, ids=[tid], task_type=None, queue=None, limit=1, by=who.key_prefix
-    )
+        who.tenant_id, ids=[tid], task_type=None, queue=None, limit=1, by=who.key_prefix,
+        audit=(actor(who, request, now_utc()), "task.retry"),
+    )  # fmt: skip
     if not replayed:
         current = await state.tasks.get(who.tenant_id, tid)  # 404 if missing / other tenant
         raise Conflict(
@@ -107,6 +110,7 @@ async def replay_dead_letters(request: Request[Any, Any, Any], state: State) -> 
         queue=f.queue,
         limit=f.limit,
         by=who.key_prefix,
+        audit=(actor(who, request, now_utc()), "dead_letter.replay"),
     )
     await state.intake.publish_now(replayed)
     return ReplayOut(replayed=len(replayed), items=[TaskOut.of(t) for t in replayed])

@@ -27,6 +27,7 @@ import structlog
 
 from ..broker.keys import NAME as QUEUE_NAME
 from ..broker.producer import Producer
+from ..core.audit import Actor
 from ..core.config import Settings
 from ..core.errors import (
     InvalidRequest,
@@ -61,8 +62,10 @@ async def build(
     settings: Settings,
     correlation_id: str | None,
     now: datetime,
+    by: Actor | None = None,
 ) -> NewTask:
-    """Validate one submission; raises a 4xx problem for anything wrong."""
+    """Validate one submission; raises a 4xx problem for anything wrong. ``by``: who submits
+    (the task is recorded in the audit log when it is created)."""
     _check_text(body, correlation_id)
     known = await catalog.get(body.type)
     if known is None:
@@ -92,8 +95,9 @@ async def build(
         raise Unprocessable(
             "queue names are 1-64 letters, digits, '_', '.', ':' or '-'", code="invalid_queue"
         )
+    task_id = uuid7()
     return NewTask(
-        id=uuid7(),
+        id=task_id,
         tenant_id=tenant_id,
         type=body.type,
         queue=queue,
@@ -106,6 +110,7 @@ async def build(
         correlation_id=correlation_id,
         run_at=_run_at(body, now),
         visibility_timeout_s=body.visibility_timeout_s or known.row.visibility_timeout_s,
+        audit=None if by is None else by.entry(tenant_id, "task.submit", str(task_id)),
     )
 
 

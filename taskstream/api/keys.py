@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -13,6 +13,7 @@ from litestar.params import FromPath
 from ..core.errors import Forbidden
 from ..core.rbac import Action, may_grant
 from ..store.tenants import MAX_EXPIRES_IN_S, KeyInfo
+from .auth import actor
 from .body import decode_body
 from .openapi import BEARER, problems, request_body
 
@@ -77,8 +78,9 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> CreatedKe
     if not may_grant(who.role, body.role):
         raise Forbidden(f"role {who.role!r} may not create {body.role!r} keys", code="forbidden")
     issued = await state.auth.tenants.issue_key(
-        who.tenant_id, body.role, expires_in_s=body.expires_in_s
-    )
+        who.tenant_id, body.role, expires_in_s=body.expires_in_s,
+        by=actor(who, request, datetime.now(UTC)),
+    )  # fmt: skip
     info = issued.info
     return CreatedKey(
         key=issued.key,
@@ -100,7 +102,9 @@ async def revoke_key(request: Request[Any, Any, Any], state: State, prefix: From
     """Refused by every API process within `TASKSTREAM_API_KEY_CACHE_TTL_S`, by this one at
     once. Another tenant's prefix answers 404, like a missing one."""
     who = await state.auth.principal(request, Action.MANAGE_KEYS)
-    await state.auth.tenants.revoke_key(who.tenant_id, prefix)
+    await state.auth.tenants.revoke_key(
+        who.tenant_id, prefix, by=actor(who, request, datetime.now(UTC))
+    )
     state.auth.forget(prefix)
 
 

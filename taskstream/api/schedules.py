@@ -24,6 +24,7 @@ from ..core.schedule import (
     validate,
 )
 from ..store.schedules import ScheduleRow
+from .auth import actor
 from .body import decode_body
 from .intake import build
 from .openapi import BEARER, problems, request_body
@@ -189,8 +190,9 @@ async def create_schedule(request: Request[Any, Any, Any], state: State) -> Sche
         last_lag_ms=None, created_at=now, updated_at=now,
     )  # fmt: skip
     created = await state.schedules.create(
-        row, queue=queue, max_per_tenant=state.settings.max_schedules_per_tenant
-    )
+        row, queue=queue, max_per_tenant=state.settings.max_schedules_per_tenant,
+        by=actor(who, request, now),
+    )  # fmt: skip
     return ScheduleOut.of(created)
 
 
@@ -244,7 +246,11 @@ async def patch_schedule(
         new = msgspec.structs.replace(
             new, next_run_at=next_fire(new.cron, new.timezone, datetime.now(UTC))
         )
-    return ScheduleOut.of(await state.schedules.update(new))
+    action = ("schedule.pause" if new.paused and not row.paused
+              else "schedule.resume" if row.paused and not new.paused
+              else "schedule.update")  # fmt: skip
+    by = actor(who, request, datetime.now(UTC))
+    return ScheduleOut.of(await state.schedules.update(new, by=by, action=action))
 
 
 @delete(
@@ -258,7 +264,8 @@ async def delete_schedule(
     request: Request[Any, Any, Any], state: State, schedule_id: ScheduleId
 ) -> None:
     who = await state.auth.principal(request, Action.OPERATE)
-    await state.schedules.delete(who.tenant_id, _schedule_id(schedule_id))
+    by = actor(who, request, datetime.now(UTC))
+    await state.schedules.delete(who.tenant_id, _schedule_id(schedule_id), by=by)
 
 
 ROUTES = [create_schedule, list_schedules, get_schedule, patch_schedule, delete_schedule]

@@ -15,6 +15,7 @@ from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unpr
 from ..core.models import TaskStatus
 from ..core.rbac import Action
 from ..observability.metrics import TASKS_SUBMITTED
+from .auth import actor
 from .body import decode_body
 from .intake import build, now_utc
 from .openapi import BEARER, problems, request_body
@@ -81,9 +82,11 @@ async def submit_task(request: Request[Any, Any, Any]) -> Response[TaskOut]:
     state = request.app.state
     who = await state.auth.principal(request, Action.SUBMIT)
     body = await decode_body(request, SubmitTask)
+    now = now_utc()
     new = await build(
-        body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now_utc()
-    )
+        body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now,
+        actor(who, request, now),
+    )  # fmt: skip
     await state.limits.admit_tasks(who.tenant_id, 1)  # 503 queue_full: nothing written
     (result,) = await state.intake.submit([new])
     TASKS_SUBMITTED.inc(int(result.created))
@@ -112,11 +115,14 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> BatchOu
     who = await state.auth.principal(request, Action.SUBMIT)
     batch = await decode_body(request, SubmitBatch)
     now, correlation = now_utc(), _correlation_id(request)
+    by = actor(who, request, now)
     news, errors = [], []
     for index, item in enumerate(batch.tasks):
         try:
             news.append(
-                await build(item, who.tenant_id, state.catalog, state.settings, correlation, now)
+                await build(
+                    item, who.tenant_id, state.catalog, state.settings, correlation, now, by
+                )
             )
         except ProblemError as exc:
             errors.append({"index": index, "code": exc.code, "message": exc.detail})
@@ -185,7 +191,8 @@ async def list_tasks(
 )
 async def cancel_task(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> TaskOut:
     who = await state.auth.principal(request, Action.OPERATE)
-    return TaskOut.of(await state.tasks.cancel(who.tenant_id, parse_task_id(task_id)))
+    by = actor(who, request, now_utc())
+    return TaskOut.of(await state.tasks.cancel(who.tenant_id, parse_task_id(task_id), by=by))
 
 
 ROUTES = [submit_task, submit_batch, get_task, list_tasks, cancel_task]

@@ -37,6 +37,19 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
                       self.request_id)  # fmt: skip
 
 
+class Actor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who acts (``key:<prefix>``, ``cli:<user>``, ``schedule:<name>``), in which request,
+    when: the entries of one call share it."""
+
+    name: str
+    request_id: str | None
+    at: datetime
+
+    def entry(self, tenant_id: UUID, action: str, target: str) -> Entry:
+        return Entry(tenant_id=tenant_id, at=self.at, actor=self.name, action=action,
+                     target=target, request_id=self.request_id)  # fmt: skip
+
+
 def digest(
     tenant_id: UUID, at: datetime, actor: str, action: str, target: str, request_id: str | None
 ) -> bytes:

@@ -13,6 +13,7 @@ import msgspec
 import structlog
 
 from ..broker.producer import Producer
+from ..core.audit import Actor
 from ..core.errors import Unavailable
 from ..core.ids import uuid7
 from ..core.models import Dispatch, NewTask, Priority, TaskRecord, TaskStatus
@@ -48,12 +49,14 @@ def fire_key(row: ScheduleRow, moment: datetime) -> str:
 
 def fire_tasks(row: ScheduleRow, fires: list[datetime]) -> list[NewTask]:
     t = _decode_template(row.task)
+    by = Actor(name=f"schedule:{row.name}", request_id=None, at=datetime.now(UTC))
     out = []
     for moment in fires:
         key = fire_key(row, moment)
+        task_id = uuid7()
         out.append(
             NewTask(
-                id=uuid7(),
+                id=task_id,
                 tenant_id=row.tenant_id,
                 type=t.type,
                 queue=t.queue,
@@ -65,6 +68,7 @@ def fire_tasks(row: ScheduleRow, fires: list[datetime]) -> list[NewTask]:
                 request_hash=hashlib.sha256(key.encode()).digest(),
                 correlation_id=f"schedule:{row.name}",
                 run_at=None,
+                audit=by.entry(row.tenant_id, "task.submit", str(task_id)),
             )
         )
     return out

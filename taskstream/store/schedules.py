@@ -10,8 +10,10 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from ..core.audit import Actor
 from ..core.errors import Conflict, NotFound
 from . import queries
+from .audit import append
 from .database import acquire, translate_errors
 from .tasks import record_queue
 
@@ -52,14 +54,20 @@ class ScheduleStore:
         self.pool = pool
 
     async def create(
-        self, row: ScheduleRow, *, queue: str | None = None, max_per_tenant: int | None = None
+        self,
+        row: ScheduleRow,
+        *,
+        queue: str | None = None,
+        max_per_tenant: int | None = None,
+        by: Actor | None = None,
     ) -> ScheduleRow:
         """Insert ``row``, and record its task's ``queue`` with it (None: the caller did).
 
         With ``max_per_tenant``, the count and the insert are one transaction taken in turn with
         the tenant's other creates. Refused, with nothing written, when the tenant already has
         ``max_per_tenant`` schedules (409 ``schedule_quota_exceeded``) or one with this name
-        (409 ``schedule_exists``)."""
+        (409 ``schedule_exists``). ``by``, here and below: recorded in the audit log in the same
+        transaction."""
         async with acquire(self.pool, row.tenant_id) as conn, conn.transaction():
             if max_per_tenant is not None:
                 await self._check_quota(conn, row.tenant_id, max_per_tenant)
@@ -83,6 +91,8 @@ class ScheduleStore:
             # the NOTIFY is delivered at commit.
             if queue is not None:
                 await record_queue(conn, row.tenant_id, queue)
+            if by is not None:
+                await append(conn, [by.entry(row.tenant_id, "schedule.create", row.name)])
         return _row(got)
 
     @staticmethod
@@ -110,8 +120,10 @@ class ScheduleStore:
         async with acquire(self.pool, tenant_id) as conn:
             return [_row(r) for r in await conn.fetch(Q["list_schedules"], tenant_id)]
 
-    async def update(self, row: ScheduleRow) -> ScheduleRow:
-        async with acquire(self.pool, row.tenant_id) as conn:
+    async def update(
+        self, row: ScheduleRow, *, by: Actor | None = None, action: str = "schedule.update"
+    ) -> ScheduleRow:
+        async with acquire(self.pool, row.tenant_id) as conn, conn.transaction():
             got = await conn.fetchrow(
                 Q["update_schedule"],
                 row.tenant_id,
@@ -125,14 +137,19 @@ class ScheduleStore:
                 row.paused,
                 row.next_run_at,
             )
-        if got is None:
-            raise NotFound("schedule not found", code="schedule_not_found")
+            if got is None:
+                raise NotFound("schedule not found", code="schedule_not_found")
+            if by is not None:
+                await append(conn, [by.entry(row.tenant_id, action, row.name)])
         return _row(got)
 
-    async def delete(self, tenant_id: UUID, schedule_id: UUID) -> None:
-        async with acquire(self.pool, tenant_id) as conn:
-            if await conn.fetchval(Q["delete_schedule"], tenant_id, schedule_id) is None:
+    async def delete(self, tenant_id: UUID, schedule_id: UUID, *, by: Actor | None = None) -> None:
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
+            name = await conn.fetchval(Q["delete_schedule"], tenant_id, schedule_id)
+            if name is None:
                 raise NotFound("schedule not found", code="schedule_not_found")
+            if by is not None:
+                await append(conn, [by.entry(tenant_id, "schedule.delete", name)])
 
     async def fire_due(
         self,

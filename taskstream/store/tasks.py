@@ -11,10 +11,12 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from ..core.audit import Actor
 from ..core.crypto import Keyring
 from ..core.errors import Conflict, NotFound
 from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, TaskRecord, TaskStatus
 from . import queries
+from .audit import append
 from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
 from .rows import Rows, dispatches
 
@@ -203,9 +205,14 @@ class TaskStore:
             rows = await conn.fetch(sql, tenant_id, limit, *args)
         return [self.rows.record(r) for r in rows]
 
-    async def cancel(self, tenant_id: UUID, task_id: UUID) -> TaskRecord:
-        async with acquire(self.pool, tenant_id) as conn:
+    async def cancel(
+        self, tenant_id: UUID, task_id: UUID, *, by: Actor | None = None
+    ) -> TaskRecord:
+        """``by``: recorded in the audit log in the same transaction."""
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             row = await conn.fetchrow(Q["cancel_task"], tenant_id, task_id)
+            if row is not None and by is not None:
+                await append(conn, [by.entry(tenant_id, "task.cancel", str(task_id))])
             if row is None:
                 current = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
                 if current is None:
@@ -365,9 +372,11 @@ class TaskStore:
         queue: str | None,
         limit: int,
         by: str,
+        audit: tuple[Actor, str] | None = None,
     ) -> list[TaskRecord]:
-        """Failed tasks back to pending (attempts reset); every replay is recorded."""
-        async with acquire(self.pool, tenant_id) as conn:
+        """Failed tasks back to pending (attempts reset); every replay is recorded, and with
+        ``audit`` (who, action) in the audit log in the same transaction."""
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             rows = await conn.fetch(
                 Q["replay_dead"],
                 tenant_id,
@@ -377,6 +386,9 @@ class TaskStore:
                 limit,
                 by,
             )
+            if audit is not None:
+                who, action = audit
+                await append(conn, [who.entry(tenant_id, action, str(r["id"])) for r in rows])
         return [self.rows.record(r) for r in rows]
 
     async def rescue_expired(self, limit: int, grace_s: float) -> list[tuple[UUID, TaskStatus]]:

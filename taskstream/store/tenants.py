@@ -16,9 +16,11 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from ..core.audit import Actor
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.ids import uuid7
 from . import queries
+from .audit import append
 from .database import acquire
 
 Q = queries.load("tenants")
@@ -189,11 +191,13 @@ class TenantStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
 
-    async def create_tenant(self, name: str, limits: TenantLimits | None = None) -> UUID:
+    async def create_tenant(
+        self, name: str, limits: TenantLimits | None = None, *, by: Actor | None = None
+    ) -> UUID:
         """A new tenant; ``limits`` left out: the deployment's defaults, no concurrency cap and
-        weight 1."""
+        weight 1. ``by``, here and below: recorded in the audit log in the same transaction."""
         args = _limit_args(limits or TenantLimits())
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool) as conn, conn.transaction():
             try:
                 tenant_id = await conn.fetchval(Q["create_tenant"], uuid7(), name, *args)
             except asyncpg.CheckViolationError as exc:
@@ -202,20 +206,27 @@ class TenantStore:
                 raise Conflict(
                     "tenant names are 1-63 letters, digits, '.', '_' or '-'", code="invalid_name"
                 ) from None
-        if tenant_id is None:
-            raise Conflict(f"tenant {name!r} already exists", code="tenant_exists")
-        return UUID(str(tenant_id))
+            if tenant_id is None:
+                raise Conflict(f"tenant {name!r} already exists", code="tenant_exists")
+            tenant_id = UUID(str(tenant_id))
+            if by is not None:
+                await append(conn, [by.entry(tenant_id, "tenant.create", name)])
+        return tenant_id
 
-    async def update_tenant(self, name: str, changes: dict[str, int | None]) -> TenantInfo:
+    async def update_tenant(
+        self, name: str, changes: dict[str, int | None], *, by: Actor | None = None
+    ) -> TenantInfo:
         """Change the limits named in ``changes`` (fields of :class:`TenantLimits`) and keep the
         others; None puts ``rate_limit`` / ``max_pending`` back to the deployment default and
         lifts the ``max_concurrency`` cap and ``retention_days`` back to the deployment's
         (``weight`` takes 1-1000 only)."""
         args = _update_args(changes)
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool) as conn, conn.transaction():
             row = await conn.fetchrow(Q["update_tenant"], name, *args)
-        if row is None:
-            raise NotFound(f"no tenant named {name!r}", code="tenant_not_found")
+            if row is None:
+                raise NotFound(f"no tenant named {name!r}", code="tenant_not_found")
+            if by is not None:
+                await append(conn, [by.entry(row["id"], "tenant.update", name)])
         return _info(row)
 
     async def list_tenants(self) -> list[TenantInfo]:
@@ -255,7 +266,12 @@ class TenantStore:
         return UUID(str(row["id"]))
 
     async def issue_key(
-        self, tenant_id: UUID, role: str, *, expires_in_s: float | None = None
+        self,
+        tenant_id: UUID,
+        role: str,
+        *,
+        expires_in_s: float | None = None,
+        by: Actor | None = None,
     ) -> IssuedKey:
         """A new key, returned once; only its hash is stored."""
         if role not in ROLES:
@@ -267,17 +283,24 @@ class TenantStore:
             )
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(24).replace("_", "x")
-        async with acquire(self.pool, tenant_id) as conn:
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             row = await conn.fetchrow(
                 Q["create_key"], uuid7(), tenant_id, prefix, hash_secret(secret), role, expires_in_s
             )
+            if by is not None:
+                await append(conn, [by.entry(tenant_id, "key.create", f"{prefix} ({role})")])
         return IssuedKey(key=f"tsk_{prefix}_{secret}", info=KeyInfo(**dict(row)))
 
     async def create_key(
-        self, tenant_id: UUID, role: str, *, expires_in_s: float | None = None
+        self,
+        tenant_id: UUID,
+        role: str,
+        *,
+        expires_in_s: float | None = None,
+        by: Actor | None = None,
     ) -> str:
         """The key alone (what the CLI prints and tests use)."""
-        return (await self.issue_key(tenant_id, role, expires_in_s=expires_in_s)).key
+        return (await self.issue_key(tenant_id, role, expires_in_s=expires_in_s, by=by)).key
 
     async def verify(self, key: str) -> KeyRecord | None:
         """The row behind a well-formed ``key``'s prefix (revoked and expired ones too; judge it
@@ -322,22 +345,27 @@ class TenantStore:
             rows = await conn.fetch(Q["list_keys"], tenant_id)
         return [KeyInfo(**dict(r)) for r in rows]
 
-    async def revoke_key(self, tenant_id: UUID, prefix: str) -> KeyInfo:
+    async def revoke_key(self, tenant_id: UUID, prefix: str, *, by: Actor | None = None) -> KeyInfo:
         """Revoke one of the tenant's keys; another tenant's prefix is as missing as an unknown
         one. Revoking twice is not an error (the first time is kept)."""
         _check_prefix(prefix)
-        async with acquire(self.pool, tenant_id) as conn:
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             row = await conn.fetchrow(Q["revoke_key"], prefix, tenant_id)
-        if row is None:
-            raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
+            if row is None:
+                raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
+            if by is not None:
+                await append(conn, [by.entry(tenant_id, "key.revoke", prefix)])
         return KeyInfo(**dict(row))
 
-    async def revoke_any(self, prefix: str) -> tuple[str, KeyInfo]:
+    async def revoke_any(self, prefix: str, *, by: Actor | None = None) -> tuple[str, KeyInfo]:
         """Revoke a key of any tenant (the operator's CLI): (tenant name, key)."""
         _check_prefix(prefix)
-        async with acquire(self.pool) as conn:
+        async with acquire(self.pool) as conn, conn.transaction():
             row = await conn.fetchrow(Q["revoke_key_any_tenant"], prefix)
-        if row is None:
-            raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
-        fields = dict(row)
+            if row is None:
+                raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
+            fields = dict(row)
+            tenant_id = fields.pop("tenant_id")
+            if by is not None:
+                await append(conn, [by.entry(tenant_id, "key.revoke", prefix)])
         return fields.pop("tenant"), KeyInfo(**fields)

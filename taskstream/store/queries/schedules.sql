@@ -31,7 +31,7 @@ WHERE tenant_id = $1 AND id = $2
 RETURNING {schedule_columns};
 
 -- name: delete_schedule
-DELETE FROM schedules WHERE tenant_id = $1 AND id = $2 RETURNING id;
+DELETE FROM schedules WHERE tenant_id = $1 AND id = $2 RETURNING name;
 
 -- name: due_schedules
 -- Leader only, inside the firing transaction; SKIP LOCKED keeps a deposed leader that has not

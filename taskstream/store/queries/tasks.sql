@@ -9,7 +9,7 @@
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
 -- resolved by the caller (same body -> the original task, other body -> 409). The tasks created
 -- with an audit entry ($15-$19: task id, time, actor, request id, digest) are recorded in the
--- audit log in the same statement, so in the same commit ({audit_chain}: queries.py).
+-- audit log in the same statement, so in the same commit (the chain: queries.AUDIT_CHAIN).
 WITH ins AS (
     INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
                        timeout_s, idempotency_key, request_hash, correlation_id, run_at,

@@ -63,8 +63,8 @@ RETURNING prefix, role, created_at, last_used_at, expires_at, revoked_at;
 UPDATE api_keys k SET revoked_at = coalesce(k.revoked_at, now())
 FROM tenants t
 WHERE k.prefix = $1 AND t.id = k.tenant_id
-RETURNING t.name AS tenant, k.prefix, k.role, k.created_at, k.last_used_at, k.expires_at,
-    k.revoked_at;
+RETURNING t.id AS tenant_id, t.name AS tenant, k.prefix, k.role, k.created_at, k.last_used_at,
+    k.expires_at, k.revoked_at;
 
 -- name: tenant_names
 SELECT id, name FROM tenants WHERE id = ANY($1::uuid[]);
