@@ -6,163 +6,28 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from .core.config import Settings
+from .core.config import Settings, region_names
 from .core.crypto import keyring
 from .core.errors import ProblemError, TaskstreamError
 from .lifecycle import add_verbs, cli_actor, cmd_migrate, progress
 from .observability.logging import configure
 from .runtime import run_async
 from .tables import aligned, when
+from .tenant_cli import add_tenant_verbs, with_tenants
 
 if TYPE_CHECKING:
-    from .store.tenants import KeyInfo, TenantInfo, TenantLimits, TenantStore
+    from .store.tenants import KeyInfo, TenantStore
     from .streams import StreamRow
 
 T = TypeVar("T")
 
 
 # -- verbs ------------------------------------------------------------------------------------
-
-
-def _with_tenants(settings: Settings, fn: Callable[[TenantStore], Awaitable[T]]) -> T:
-    """Run ``fn`` with a TenantStore on a one-connection pool (short admin verbs)."""
-    from .store.database import create_pool
-    from .store.tenants import TenantStore
-
-    async def go() -> T:
-        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
-        try:
-            return await fn(TenantStore(pool))
-        finally:
-            await pool.close()
-
-    result: T = run_async(go())
-    return result
-
-
-# The limit options of `tenant create|update`: (option, TenantLimits field, what it means).
-_LIMIT_OPTIONS = (
-    ("--rate-limit", "rate_limit",
-     "requests per minute over every route; 'default': TASKSTREAM_TENANT_RATE_LIMIT"),
-    ("--max-pending", "max_pending",
-     "tasks waiting (pending + scheduled); 'default': TASKSTREAM_TENANT_MAX_PENDING"),
-    ("--max-concurrency", "max_concurrency",
-     "tasks processing at once across all workers; 'default': no cap"),
-    ("--retention-days", "retention_days",
-     "days finished tasks are kept; 'default': TASKSTREAM_RETENTION_DAYS"),
-)  # fmt: skip
-
-
-def _limit_type(field: str) -> Callable[[str], int | None]:
-    """Parses an option of ``field``: a whole number in range, or ``default`` (None) except for
-    the weight. The store's own check decides, so the CLI and the store agree on the bounds."""
-
-    def parse(text: str) -> int | None:
-        from .store.tenants import check_limit
-
-        value = text.strip()
-        if value.lower() == "default" and field != "weight":
-            return None
-        try:
-            return check_limit(field, int(value) if value.lstrip("+-").isdecimal() else text)
-        except ProblemError as exc:
-            raise argparse.ArgumentTypeError(exc.detail) from None
-
-    parse.__name__ = field  # argparse names the type in its "invalid ... value" message
-    return parse
-
-
-def _limit_changes(args: argparse.Namespace) -> dict[str, int | None]:
-    """The limits given on the command line (options left out are absent)."""
-    fields = [field for _, field, _ in _LIMIT_OPTIONS] + ["weight"]
-    return {field: getattr(args, field) for field in fields if hasattr(args, field)}
-
-
-def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
-    from .store.tenants import TenantLimits
-
-    limits = msgspec.structs.replace(TenantLimits(), **_limit_changes(args))
-    print(
-        _with_tenants(
-            settings, lambda tenants: tenants.create_tenant(args.name, limits, by=cli_actor())
-        )
-    )
-    return 0
-
-
-def cmd_tenant_update(settings: Settings, args: argparse.Namespace) -> int:
-    changes = _limit_changes(args)
-    if not changes:
-        progress("taskstream: nothing to change: give --rate-limit, --max-pending, "
-                  "--max-concurrency, --retention-days or --weight")  # fmt: skip
-        return 2
-    info = _with_tenants(
-        settings, lambda tenants: tenants.update_tenant(args.name, changes, by=cli_actor())
-    )
-    print(tenant_table([info], settings))
-    return 0
-
-
-def cmd_tenant_list(settings: Settings, args: argparse.Namespace) -> int:
-    found = _with_tenants(settings, lambda tenants: tenants.list_tenants())
-    if args.output == "json":
-        print(msgspec.json.encode([TenantOut.of(t, settings) for t in found]).decode())
-    else:
-        print(tenant_table(found, settings))
-    return 0
-
-
-def effective_limits(limits: TenantLimits, settings: Settings) -> TenantLimits:
-    """The limits that apply: the tenant's own, else the deployment's defaults."""
-    return msgspec.structs.replace(
-        limits,
-        rate_limit=limits.rate_limit or settings.tenant_rate_limit,
-        max_pending=limits.max_pending or settings.tenant_max_pending,
-        retention_days=limits.retention_days or settings.retention_days,
-    )
-
-
-class TenantOut(msgspec.Struct, frozen=True, kw_only=True):
-    """A tenant in `tenant list --output json`: its own limits (null: the default, or no cap
-    for max_concurrency) and the ones in effect with this deployment's settings."""
-
-    id: str
-    name: str
-    created_at: datetime
-    limits: TenantLimits
-    effective: TenantLimits
-
-    @classmethod
-    def of(cls, info: TenantInfo, settings: Settings) -> TenantOut:
-        return cls(
-            id=str(info.id), name=info.name, created_at=info.created_at, limits=info.limits,
-            effective=effective_limits(info.limits, settings),
-        )  # fmt: skip
-
-
-def _limit_cell(own: int | None, default: int | None) -> str:
-    if own is not None:
-        return str(own)
-    return f"default ({default})" if default is not None else "no cap"
-
-
-def tenant_table(tenants: Sequence[TenantInfo], settings: Settings) -> str:
-    """Tenants and their limits as an aligned table; a default shows the value it stands for."""
-    head = ("NAME", "ID", "RATE LIMIT", "MAX PENDING", "MAX CONCURRENCY", "WEIGHT", "RETENTION")
-    rows = [head] + [
-        (t.name, str(t.id), _limit_cell(t.limits.rate_limit, settings.tenant_rate_limit),
-         _limit_cell(t.limits.max_pending, settings.tenant_max_pending),
-         _limit_cell(t.limits.max_concurrency, None), str(t.limits.weight),
-         _limit_cell(t.limits.retention_days, settings.retention_days))
-        for t in tenants
-    ]  # fmt: skip
-    return aligned(rows)
 
 
 def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,7 +37,7 @@ def cmd_key_create(settings: Settings, args: argparse.Namespace) -> int:
             tenant_id, args.role, expires_in_s=args.expires_in, by=cli_actor()
         )
 
-    key = _with_tenants(settings, create)
+    key = with_tenants(settings, create)
     print(key, flush=True)  # alone on its line, shown once: only a hash is stored
     return 0
 
@@ -181,7 +46,7 @@ def cmd_key_list(settings: Settings, args: argparse.Namespace) -> int:
     async def keys(tenants: TenantStore) -> list[KeyInfo]:
         return await tenants.list_keys(await tenants.tenant_id(args.tenant))
 
-    found = _with_tenants(settings, keys)
+    found = with_tenants(settings, keys)
     if args.output == "json":
         print(msgspec.json.encode(found).decode())
     else:
@@ -191,7 +56,7 @@ def cmd_key_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> int:
     prefix = args.prefix.split("_")[1] if args.prefix.startswith("tsk_") else args.prefix
-    tenant, info = _with_tenants(
+    tenant, info = with_tenants(
         settings, lambda tenants: tenants.revoke_any(prefix, by=cli_actor())
     )
     at = when(info.revoked_at)
@@ -247,7 +112,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from .runtime import serve
     from .services import worker_service
 
-    service = worker_service(settings, args.app, _queues(args.queues), args.concurrency)
+    if args.region is not None and args.region not in region_names(settings.regions):
+        progress(f"taskstream: unknown region {args.region!r}: not in TASKSTREAM_REGIONS")
+        return 2
+    service = worker_service(
+        settings, args.app, _queues(args.queues), args.concurrency, args.region
+    )
     serve([service], worker_gc=True)
     return 0
 
@@ -309,6 +179,8 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--app", app]
     if args.queues:
         argv += ["--queues", args.queues]
+    if args.region:
+        argv += ["--region", args.region]
     return argv
 
 
@@ -352,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", help="comma-separated queue names (default: all)")
     worker.add_argument("--concurrency", type=int, default=10, help="tasks at once per process")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
+    worker.add_argument("--region", help="run only this region's tasks (one of TASKSTREAM_REGIONS)")
 
     verb("scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases")
 
@@ -370,20 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     streams.add_argument("--tenant", help="only this tenant's queues")
     streams.add_argument("--output", choices=["table", "json"], default="table")
 
-    tenant = verb("tenant", lambda *_: 2, "manage tenants and their limits")
-    tenant_verbs = tenant.add_subparsers(dest="tenant_verb", required=True)
-    create = tenant_verbs.add_parser("create", help="create a tenant; prints its id")
-    create.add_argument("name")
-    _limit_arguments(create)
-    create.set_defaults(fn=cmd_tenant_create)
-    update = tenant_verbs.add_parser("update", help="change a tenant's limits; the others stay")
-    update.add_argument("name")
-    _limit_arguments(update)
-    update.set_defaults(fn=cmd_tenant_update)
-    tl = tenant_verbs.add_parser("list", help="every tenant with its limits")
-    tl.add_argument("--output", choices=["table", "json"], default="table")
-    tl.set_defaults(fn=cmd_tenant_list)
-
+    add_tenant_verbs(verb)
     key = verb("key", lambda *_: 2, "manage API keys")
     key_verbs = key.add_subparsers(dest="key_verb", required=True)
     kc = key_verbs.add_parser("create", help="create an API key; prints it once")
@@ -403,24 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The limit options; one left out is absent from the namespace (kept, or the default)."""
-    for option, field, meaning in _LIMIT_OPTIONS:
-        parser.add_argument(
-            option, dest=field, type=_limit_type(field), default=argparse.SUPPRESS, metavar="N",
-            help=meaning,
-        )  # fmt: skip
-    parser.add_argument(
-        "--weight", type=_limit_type("weight"), default=argparse.SUPPRESS, metavar="W",
-        help="share of worker turns against other tenants with work waiting, 1-1000 (default 1)",
-    )  # fmt: skip
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         keyring(settings.encryption_keys)  # checked once, here: errors name the key id
+        region_names(settings.regions)
     except (msgspec.ValidationError, ValueError) as exc:
         print(f"taskstream: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -74,10 +74,14 @@ def api_service(settings: Settings, host: str, port: int, *, reuse_port: bool = 
 
 
 def worker_service(
-    settings: Settings, apps: list[str], queues: list[str] | None, concurrency: int
+    settings: Settings,
+    apps: list[str],
+    queues: list[str] | None,
+    concurrency: int,
+    region: str | None = None,
 ) -> Service:
     registry = load_apps(apps)
-    worker = Worker(settings, registry, queues=queues, concurrency=concurrency)
+    worker = Worker(settings, registry, queues=queues, concurrency=concurrency, region=region)
     return worker.run
 
 

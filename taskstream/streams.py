@@ -30,12 +30,16 @@ class StreamRow(msgspec.Struct, kw_only=True):
 async def describe(settings: Settings, tenant: str | None) -> list[StreamRow]:
     pool = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
-        served = [ServedQueue(*q) for q in await TenantStore(pool).served_queues(None)]
+        served = [
+            ServedQueue(*q) for q in await TenantStore(pool).served_queues(None, every_region=True)
+        ]
     finally:
         await pool.close()
     served = [q for q in served if tenant is None or q.tenant == tenant]
     keys = Keys(settings.redis_prefix)
-    streams = [(q, p, keys.stream(q.tenant, q.queue, p)) for q in served for p in Priority]
+    streams = [
+        (q, p, keys.stream(q.tenant, q.queue, p, q.region)) for q in served for p in Priority
+    ]
     redis = connect(settings.redis_url)
     try:
         with translate_errors():

@@ -28,7 +28,7 @@ import structlog
 from ..broker.keys import NAME as QUEUE_NAME
 from ..broker.producer import Producer
 from ..core.audit import Actor
-from ..core.config import Settings
+from ..core.config import Settings, region_names
 from ..core.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -90,6 +90,11 @@ async def build(
                 {"path": "/".join(str(p) for p in (exc.path or [])[1:]), "message": exc.message}
             ],
         ) from None
+    if body.region is not None and body.region not in region_names(settings.regions):
+        known_regions = ", ".join(sorted(region_names(settings.regions))) or "none configured"
+        raise Unprocessable(
+            f"unknown region {body.region!r} (regions: {known_regions})", code="unknown_region"
+        )
     queue = body.queue or known.row.queue
     if not QUEUE_NAME.fullmatch(queue):  # it names the queue's streams in Redis
         raise Unprocessable(
@@ -111,6 +116,7 @@ async def build(
         run_at=_run_at(body, now),
         visibility_timeout_s=body.visibility_timeout_s or known.row.visibility_timeout_s,
         audit=None if by is None else by.entry(tenant_id, "task.submit", str(task_id)),
+        region=body.region,
     )
 
 
@@ -169,15 +175,11 @@ class Intake:
         self.producer = producer
         self._waiting: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._queues: set[tuple[UUID, str]] = set()
         self._unmarked: list[Dispatch] = []  # published, their mark not written yet
         self._marker: asyncio.Task[None] | None = None
 
     async def submit(self, tasks: Sequence[NewTask]) -> list[Inserted]:
-        for t in tasks:
-            if (t.tenant_id, t.queue) not in self._queues:
-                await self.store.upsert_queue(t.tenant_id, t.queue)
-                self._queues.add((t.tenant_id, t.queue))
+        """Insert (and record each new queue, in the same statement), then publish."""
         future: asyncio.Future[list[Inserted]] = asyncio.get_running_loop().create_future()
         self._waiting.append((tasks, future))
         if self._flusher is None or self._flusher.done():
@@ -281,7 +283,7 @@ class Intake:
 
     async def _publish(self, tasks: Sequence[TaskRecord]) -> list[Dispatch]:
         """Publish; returns what was published (nothing when Redis refused: the relay has it)."""
-        items = [Dispatch(t.id, t.tenant_id, t.queue, t.priority) for t in tasks]
+        items = [Dispatch(t.id, t.tenant_id, t.queue, t.priority, t.region) for t in tasks]
         try:
             await self.producer.publish(items)
         except Unavailable as exc:

@@ -54,6 +54,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    region: str | None  # where it runs: the submitted region, else its tenant's home region
 
     @classmethod
     def of(cls, t: TaskRecord) -> TaskOut:
@@ -75,6 +76,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
             created_at=t.created_at,
             started_at=t.started_at,
             finished_at=t.finished_at,
+            region=t.region,
         )
 
 

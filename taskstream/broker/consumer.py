@@ -57,12 +57,14 @@ class Entry(NamedTuple):
 
 
 class ServedQueue(NamedTuple):
-    """A queue a worker reads: its tenant (id and name), its name, the tenant's weight."""
+    """A queue a worker reads: its tenant (id and name), its name, the tenant's weight, and the
+    region of its streams ('' for tasks without one)."""
 
     tenant_id: UUID
     tenant: str
     queue: str
     weight: int
+    region: str = ""
 
 
 Rooms = Callable[[Collection[UUID]], dict[UUID, int]]  # how many more entries each may take
@@ -119,10 +121,11 @@ class Consumer:
         streams: dict[bytes, _Stream] = {}
         for q in queues:
             legacy = self.keys.legacy_streams(q.tenant_id, q.queue)
-            for p, key in self.keys.streams(q.tenant, q.queue).items():
+            for p, key in self.keys.streams(q.tenant, q.queue, q.region).items():
                 by_priority[p].append(key.encode())
                 streams[key.encode()] = _Stream(q.tenant_id, p, q.weight, legacy=False)
-                streams[legacy[p].encode()] = _Stream(q.tenant_id, p, q.weight, legacy=True)
+                if not q.region:  # tasks from before regions have none
+                    streams[legacy[p].encode()] = _Stream(q.tenant_id, p, q.weight, legacy=True)
         new = [s for p in Priority for s in by_priority[p] if s not in self._known]
         await self._ensure_groups(new)
         if set(streams) - set(self._streams):

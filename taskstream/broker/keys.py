@@ -5,6 +5,7 @@ words. A queue's four priority streams share one hash tag, so in Redis Cluster t
 one slot:
 
     {prefix}:{<tenant>/<queue>}:critical|high|normal|low   work streams, entries {t: <task id>}
+    {prefix}:{<tenant>/<queue>@<region>}:...   the same for the tasks of a region (issue 13)
     {prefix}:ready:critical|high|normal|low    streams that may hold entries no worker read yet
     {prefix}:workers                           consumer group name on every stream
     {prefix}:sentinel                          present while Redis still holds what we wrote
@@ -48,17 +49,18 @@ class Keys:
         self.sentinel = f"{prefix}:sentinel"
 
     @staticmethod
-    def queue_tag(tenant: str, queue: str) -> str:
-        """``tenant/queue``; a name outside ``NAME`` is replaced by ``~`` and its hash."""
+    def queue_tag(tenant: str, queue: str, region: str | None = None) -> str:
+        """``tenant/queue`` (``@region``); a name outside ``NAME`` is replaced by ``~`` and its
+        hash. Region names are checked where they are configured (``[a-z0-9-]``)."""
         t = tenant if NAME.fullmatch(tenant) else f"~{_digest(tenant)}"
         q = queue if NAME.fullmatch(queue) else f"~{_digest(queue)}"
-        return f"{t}/{q}"
+        return f"{t}/{q}@{region}" if region else f"{t}/{q}"
 
-    def stream(self, tenant: str, queue: str, priority: Priority) -> str:
-        return f"{self.prefix}:{{{self.queue_tag(tenant, queue)}}}:{WORDS[priority]}"
+    def stream(self, tenant: str, queue: str, priority: Priority, region: str | None = None) -> str:
+        return f"{self.prefix}:{{{self.queue_tag(tenant, queue, region)}}}:{WORDS[priority]}"
 
-    def streams(self, tenant: str, queue: str) -> dict[Priority, str]:
-        return {p: self.stream(tenant, queue, p) for p in Priority}
+    def streams(self, tenant: str, queue: str, region: str | None = None) -> dict[Priority, str]:
+        return {p: self.stream(tenant, queue, p, region) for p in Priority}
 
     def ready(self, priority: Priority) -> str:
         return f"{self.prefix}:ready:{WORDS[priority]}"

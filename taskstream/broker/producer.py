@@ -53,7 +53,7 @@ class Producer:
             with translate_errors():
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for d in items:
-                        key = self.keys.stream(names[d.tenant_id], d.queue, d.priority)
+                        key = self.keys.stream(names[d.tenant_id], d.queue, d.priority, d.region)
                         pipe.xadd(key, {b"t": str(d.task_id)})
                         ready.setdefault(d.priority, set()).add(key)
                     for priority, streams in ready.items():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -11,6 +13,7 @@ import msgspec
 # Positive and finite: a zero, negative or NaN timeout would stall or spin every loop.
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=365 * 86_400)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
+REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenants without their own `--retention-days`; then the scheduler's leader deletes it."""
     retention_interval_s: Seconds = 300.0
     """How often the scheduler's leader deletes what retention let go."""
+    regions: str | None = None
+    """Regions tasks may be placed in, comma-separated (`eu,us`): `region` on submit, a
+    tenant's `--region`, `taskstream worker --region R`. Unset: no regions (a task naming one
+    gets 422 `unknown_region`)."""
     encryption_keys: str | None = None
     """`kid:base64-32-bytes,...`: payloads and results are stored AES-256-GCM sealed with the
     first key; every key listed opens what it sealed. Unset: stored clear. `taskstream keygen`
@@ -92,3 +99,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if raw is not None and raw != "":
                 values[name] = raw
         return msgspec.convert(values, cls, strict=False)
+
+
+@cache
+def region_names(spec: str | None) -> frozenset[str]:
+    """The regions of ``TASKSTREAM_REGIONS``; a malformed name is a ValueError."""
+    names = frozenset(r.strip() for r in (spec or "").split(",") if r.strip())
+    for name in sorted(names):
+        if not REGION.fullmatch(name):
+            raise ValueError(
+                f"TASKSTREAM_REGIONS: {name[:40]!r} is not a region name (1-32 of a-z, 0-9, '-')"
+            )
+    return names

@@ -62,6 +62,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    region: str | None = None
 
 
 class NewTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +82,7 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     run_at: datetime | None  # None: due now (status pending)
     visibility_timeout_s: float | None = None  # None: the deployment's default
     audit: Entry | None = None  # recorded in the audit log with the task, when created
+    region: str | None = None  # None: the tenant's home region (if it has one)
 
 
 class Dispatch(msgspec.Struct, frozen=True, array_like=True):
@@ -90,6 +92,7 @@ class Dispatch(msgspec.Struct, frozen=True, array_like=True):
     tenant_id: UUID
     queue: str
     priority: Priority
+    region: str | None = None  # names the streams: each region has its own
 
 
 class ClaimedTask(msgspec.Struct, frozen=True, kw_only=True):

@@ -117,7 +117,7 @@ class Cron:
             return
         try:
             await self.producer.publish(
-                [Dispatch(t.id, t.tenant_id, t.queue, t.priority) for t in tasks]
+                [Dispatch(t.id, t.tenant_id, t.queue, t.priority, t.region) for t in tasks]
             )
             await self.tasks.mark_published([t.id for t in tasks])
         except Unavailable as exc:  # committed rows: the relay publishes them

@@ -9,7 +9,7 @@ from importlib import resources
 TASK_COLUMNS = (
     "id, tenant_id, type, queue, priority, status, payload, result, last_error, attempts, "
     "max_attempts, timeout_s, idempotency_key, correlation_id, run_at, created_at, started_at, "
-    "finished_at, payload_key, result_key"
+    "finished_at, payload_key, result_key, region"
 )
 
 # The audit log's append (issue 13; core/audit.py): after a CTE `entries` (tenant_id, at, actor,

@@ -13,12 +13,13 @@ from ..core.crypto import PAYLOAD, RESULT, Keyring
 from ..core.errors import SealBroken, SealKeyMissing
 from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, Priority, TaskRecord, TaskStatus
 
-INSERT_COLUMNS = 14
+INSERT_COLUMNS = 15
 AUDIT_COLUMNS = 5
 
 
 def dispatches(rows: Iterable[asyncpg.Record]) -> list[Dispatch]:
-    return [Dispatch(r["id"], r["tenant_id"], r["queue"], Priority(r["priority"])) for r in rows]
+    return [Dispatch(r["id"], r["tenant_id"], r["queue"], Priority(r["priority"]), r["region"])
+            for r in rows]  # fmt: skip
 
 
 class Rows:
@@ -57,6 +58,7 @@ class Rows:
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            region=row["region"],
         )
 
     def claimed(self, r: asyncpg.Record) -> ClaimedTask:
@@ -103,13 +105,14 @@ class Rows:
                 t.correlation_id,
                 t.run_at,
                 t.visibility_timeout_s,
+                t.region,
             )
             for t in tasks
         ]
         if not rows:
             return [[] for _ in range(INSERT_COLUMNS + AUDIT_COLUMNS)]
         cols = [list(col) for col in zip(*rows, strict=True)]
-        cols.append(cols.pop(6))  # the key id goes last, as $14
+        cols.insert(14, cols.pop(6))  # the key id goes after the rest, as $14 ($15: region)
         audit: list[list[Any]] = [[] for _ in range(AUDIT_COLUMNS)]
         for t in tasks:
             if (e := t.audit) is not None:

@@ -243,14 +243,20 @@ class TaskStore:
         return [self.rows.claimed(r) for r in rows if not r["capped"]]
 
     async def claim_from_table(
-        self, queues: Sequence[str] | None, limit: int, owner: str, lease_s: float
+        self,
+        queues: Sequence[str] | None,
+        limit: int,
+        owner: str,
+        lease_s: float,
+        region: str | None = None,
     ) -> list[ClaimedTask]:
-        """Claim without Redis (degraded mode): ready rows in priority order, capped tenants'
-        up to their room (under their locks, as :meth:`claim`)."""
+        """Claim without Redis (degraded mode): ready rows of ``region`` (None: tasks without
+        one) in priority order, capped tenants' up to their room (under their locks, as
+        :meth:`claim`)."""
         names = None if queues is None else list(queues)
         async with acquire(self.pool) as conn, conn.transaction():
             await conn.execute(Q["lock_capped_with_work"], names)
-            rows = await conn.fetch(Q["claim_from_table"], names, limit, owner, lease_s)
+            rows = await conn.fetch(Q["claim_from_table"], names, limit, owner, lease_s, region)
         return [self.rows.claimed(r) for r in rows]
 
     async def confirm_finished(self, items: Sequence[Finish]) -> set[UUID]:

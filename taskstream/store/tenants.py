@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from types import EllipsisType
 from typing import Any
 from uuid import UUID
 
@@ -57,6 +58,7 @@ class TenantInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     created_at: datetime
     limits: TenantLimits
+    region: str | None = None  # home region: where its tasks run unless they name one
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -174,8 +176,9 @@ def _limits(row: Any) -> TenantLimits:
 
 def _info(row: Any) -> TenantInfo:
     return TenantInfo(
-        id=UUID(str(row["id"])), name=row["name"], created_at=row["created_at"], limits=_limits(row)
-    )
+        id=UUID(str(row["id"])), name=row["name"], created_at=row["created_at"],
+        limits=_limits(row), region=row["region"],
+    )  # fmt: skip
 
 
 def _unix(value: datetime | None) -> float | None:
@@ -192,14 +195,19 @@ class TenantStore:
         self.pool = pool
 
     async def create_tenant(
-        self, name: str, limits: TenantLimits | None = None, *, by: Actor | None = None
+        self,
+        name: str,
+        limits: TenantLimits | None = None,
+        *,
+        by: Actor | None = None,
+        region: str | None = None,
     ) -> UUID:
         """A new tenant; ``limits`` left out: the deployment's defaults, no concurrency cap and
         weight 1. ``by``, here and below: recorded in the audit log in the same transaction."""
         args = _limit_args(limits or TenantLimits())
         async with acquire(self.pool) as conn, conn.transaction():
             try:
-                tenant_id = await conn.fetchval(Q["create_tenant"], uuid7(), name, *args)
+                tenant_id = await conn.fetchval(Q["create_tenant"], uuid7(), name, *args, region)
             except asyncpg.CheckViolationError as exc:
                 if exc.constraint_name != "tenants_name_check":
                     raise  # a limit check_limit let through: StoreRefused, from acquire
@@ -214,13 +222,19 @@ class TenantStore:
         return tenant_id
 
     async def update_tenant(
-        self, name: str, changes: dict[str, int | None], *, by: Actor | None = None
+        self,
+        name: str,
+        changes: dict[str, int | None],
+        *,
+        by: Actor | None = None,
+        region: str | EllipsisType | None = ...,
     ) -> TenantInfo:
         """Change the limits named in ``changes`` (fields of :class:`TenantLimits`) and keep the
         others; None puts ``rate_limit`` / ``max_pending`` back to the deployment default and
         lifts the ``max_concurrency`` cap and ``retention_days`` back to the deployment's
-        (``weight`` takes 1-1000 only)."""
-        args = _update_args(changes)
+        (``weight`` takes 1-1000 only). ``region``: the new home region (None: none), ``...``
+        to keep it."""
+        args = [*_update_args(changes), region is not ..., None if region is ... else region]
         async with acquire(self.pool) as conn, conn.transaction():
             row = await conn.fetchrow(Q["update_tenant"], name, *args)
             if row is None:
@@ -242,12 +256,19 @@ class TenantStore:
             rows = await conn.fetch(Q["tenant_names"], list(ids))
         return {r["id"]: r["name"] for r in rows}
 
-    async def served_queues(self, names: Sequence[str] | None) -> list[tuple[UUID, str, str, int]]:
-        """(tenant id, tenant name, queue, tenant weight) of every queue, or of those named:
-        what a worker reads (the owner's pool)."""
+    async def served_queues(
+        self, names: Sequence[str] | None, region: str | None = None, *, every_region: bool = False
+    ) -> list[tuple[UUID, str, str, int, str]]:
+        """(tenant id, tenant name, queue, tenant weight, region) of every queue of ``region``
+        (None: of tasks without one; ``every_region``: all), or of those named: what a worker
+        reads (owner's pool)."""
         async with acquire(self.pool) as conn:
-            rows = await conn.fetch(Q["served_queues"], None if names is None else list(names))
-        return [(r["tenant_id"], r["tenant"], r["queue"], r["weight"]) for r in rows]
+            rows = await conn.fetch(
+                Q["served_queues"],
+                None if names is None else list(names),
+                None if every_region else region or "",
+            )
+        return [(r["tenant_id"], r["tenant"], r["queue"], r["weight"], r["region"]) for r in rows]
 
     async def limits(self, tenant_id: UUID) -> TenantLimits:
         """The tenant's own limits (None: default / no cap); on the API's pool, only for the

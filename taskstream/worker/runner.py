@@ -66,10 +66,12 @@ class Worker:
         queues: list[str] | None = None,
         concurrency: int = 10,
         name: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.queues = queues
+        self.region = region  # runs only this region's tasks (None: tasks without a region)
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
@@ -196,7 +198,7 @@ class Worker:
         self._queues_at = 0.0  # refresh on the next turn
 
     async def refresh_queues(self) -> None:
-        served = await TenantStore(self._pool).served_queues(self.queues)
+        served = await TenantStore(self._pool).served_queues(self.queues, self.region)
         await self.consumer.set_queues(ServedQueue(*q) for q in served)
         self.slots.shared = self.consumer.tenant_count > 1
         self._queues_at = time.monotonic()
@@ -286,7 +288,7 @@ class Worker:
 
     async def _claim_from_table(self, free: int) -> int:
         claimed = await self.store.claim_from_table(
-            self.queues, free, self.name, self.settings.visibility_timeout_s
+            self.queues, free, self.name, self.settings.visibility_timeout_s, self.region
         )
         for task in claimed:
             self._start(task, None)

@@ -7,33 +7,45 @@
 
 -- name: insert_tasks
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
--- resolved by the caller (same body -> the original task, other body -> 409). The tasks created
--- with an audit entry ($15-$19: task id, time, actor, request id, digest) are recorded in the
--- audit log in the same statement, so in the same commit (the chain: queries.AUDIT_CHAIN).
+-- resolved by the caller (same body -> the original task, other body -> 409). A task without a
+-- region ($15) takes its tenant's home region. Each (tenant, queue, region) is recorded in
+-- `queues`; a new one wakes workers (NOTIFY, delivered at commit) to read its streams. The tasks
+-- created with an audit entry ($16-$20: task id, time, actor, request id, digest) are recorded
+-- in the audit log in the same statement, so in the same commit (the chain: AUDIT_CHAIN).
 WITH ins AS (
     INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
                        timeout_s, idempotency_key, request_hash, correlation_id, run_at,
-                       visibility_timeout_s, payload_key)
+                       visibility_timeout_s, payload_key, region)
     SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
            CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
            u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
-           u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s, u.payload_key
+           u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s, u.payload_key,
+           coalesce(u.region, tn.region)
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[],
                 $7::int4[], $8::float8[], $9::text[], $10::bytea[], $11::text[],
-                $12::timestamptz[], $13::float8[], $14::text[])
+                $12::timestamptz[], $13::float8[], $14::text[], $15::text[])
          AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
               idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s,
-              payload_key)
+              payload_key, region)
+    LEFT JOIN tenants tn ON tn.id = u.tenant_id
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {task_columns}
+), new_queues AS (
+    INSERT INTO queues (tenant_id, name, region)
+    SELECT DISTINCT tenant_id, queue, coalesce(region, '') FROM ins
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), woken AS (
+    SELECT pg_notify('taskstream_queues', '') FROM (SELECT 1 FROM new_queues LIMIT 1) AS any_new
 ), entries AS (
     SELECT ins.tenant_id, e.at, e.actor, 'task.submit'::text AS action, ins.id::text AS target,
            e.request_id, e.digest, e.ord
-    FROM unnest($15::uuid[], $16::timestamptz[], $17::text[], $18::text[], $19::bytea[])
+    FROM unnest($16::uuid[], $17::timestamptz[], $18::text[], $19::text[], $20::bytea[])
          WITH ORDINALITY AS e(id, at, actor, request_id, digest, ord)
     JOIN ins ON ins.id = e.id
 ), {audit_chain}
-SELECT * FROM ins;
+-- `woken` is named here because a SELECT in WITH runs only when something reads it.
+SELECT * FROM ins WHERE (SELECT count(*) FROM woken) >= 0;
 
 -- name: find_by_idempotency_keys
 SELECT idempotency_key, request_hash, {task_columns}
@@ -267,6 +279,7 @@ WITH room AS MATERIALIZED (
 ), ready AS (
     SELECT id AS cid, tenant_id AS tid, priority AS prio FROM tasks
     WHERE status = 'pending' AND ($1::text[] IS NULL OR queue = ANY($1::text[]))
+      AND region IS NOT DISTINCT FROM $5::text  -- a worker's region only (NULL: no region)
       AND tenant_id NOT IN (SELECT tid FROM room WHERE free <= 0)
     ORDER BY priority, id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), ranked AS (
@@ -343,7 +356,7 @@ UPDATE tasks t SET status = 'pending', published_at = NULL
 FROM (SELECT id FROM tasks WHERE status = 'scheduled' AND run_at <= now()
       ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS due
 WHERE t.id = due.id
-RETURNING t.id, t.tenant_id, t.queue, t.priority;
+RETURNING t.id, t.tenant_id, t.queue, t.priority, t.region;
 
 -- name: relay_unpublished
 -- Pending rows whose stream entry was never written (Redis down at submit or promotion, a
@@ -355,7 +368,7 @@ FROM (SELECT id FROM tasks WHERE status = 'pending' AND published_at IS NULL
         AND run_at < now() - make_interval(secs => $2)
       ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS lost
 WHERE t.id = lost.id
-RETURNING t.id, t.tenant_id, t.queue, t.priority;
+RETURNING t.id, t.tenant_id, t.queue, t.priority, t.region;
 
 -- name: rescue_expired
 -- Leases that ran out long ago (the worker died and no other worker reclaimed the entry): back

@@ -1,8 +1,9 @@
 -- name: create_tenant
 -- $3-$5, $7: NULL for the deployment default (rate limit, max pending, retention) or no cap
 -- (concurrency).
-INSERT INTO tenants (id, name, rate_limit, max_pending, max_concurrency, weight, retention_days)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO tenants (id, name, rate_limit, max_pending, max_concurrency, weight, retention_days,
+                     region)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (name) DO NOTHING
 RETURNING id;
 
@@ -18,12 +19,15 @@ UPDATE tenants SET
     max_pending = CASE WHEN $4 THEN $5::bigint ELSE max_pending END,
     max_concurrency = CASE WHEN $6 THEN $7::integer ELSE max_concurrency END,
     weight = coalesce($8::integer, weight),
-    retention_days = CASE WHEN $9 THEN $10::integer ELSE retention_days END
+    retention_days = CASE WHEN $9 THEN $10::integer ELSE retention_days END,
+    region = CASE WHEN $11 THEN $12::text ELSE region END
 WHERE name = $1
-RETURNING id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days;
+RETURNING id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days,
+    region;
 
 -- name: list_tenants
-SELECT id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days
+SELECT id, name, created_at, rate_limit, max_pending, max_concurrency, weight, retention_days,
+       region
 FROM tenants ORDER BY name;
 
 -- name: tenant_limits
@@ -70,8 +74,9 @@ RETURNING t.id AS tenant_id, t.name AS tenant, k.prefix, k.role, k.created_at, k
 SELECT id, name FROM tenants WHERE id = ANY($1::uuid[]);
 
 -- name: served_queues
--- What workers read: every queue (or those named) with its tenant's name and weight.
-SELECT q.tenant_id, t.name AS tenant, q.name AS queue, t.weight
+-- What workers read: every queue (or those named) of their region ($2, '' for none, NULL for
+-- all) with its tenant's name and weight.
+SELECT q.tenant_id, t.name AS tenant, q.name AS queue, t.weight, q.region
 FROM queues q JOIN tenants t ON t.id = q.tenant_id
-WHERE $1::text[] IS NULL OR q.name = ANY($1::text[])
+WHERE ($1::text[] IS NULL OR q.name = ANY($1::text[])) AND ($2::text IS NULL OR q.region = $2)
 ORDER BY t.name, q.name;
