@@ -89,30 +89,17 @@ class Rows:
 
     def columns(self, tasks: Sequence[NewTask]) -> list[list[Any]]:
         """Column arrays for the ``unnest`` insert, payloads sealed, then the audit entries."""
-        seal = self.keys.seal
-        rows = [
-            (
-                t.id,
-                t.tenant_id,
-                t.type,
-                t.queue,
-                int(t.priority),
-                *seal(t.payload_json, t.id, PAYLOAD),
-                t.max_attempts,
-                t.timeout_s,
-                t.idempotency_key,
-                t.request_hash,
-                t.correlation_id,
-                t.run_at,
-                t.visibility_timeout_s,
-                t.region,
-            )
-            for t in tasks
-        ]
+        rows = []
+        for t in tasks:
+            payload, kid = self.keys.seal(t.payload_json, t.id, PAYLOAD)
+            rows.append((
+                t.id, t.tenant_id, t.type, t.queue, int(t.priority), payload, t.max_attempts,
+                t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.run_at,
+                t.visibility_timeout_s, kid, t.region,
+            ))  # fmt: skip
         if not rows:
             return [[] for _ in range(INSERT_COLUMNS + AUDIT_COLUMNS)]
         cols = [list(col) for col in zip(*rows, strict=True)]
-        cols.insert(14, cols.pop(6))  # the key id goes after the rest, as $14 ($15: region)
         audit: list[list[Any]] = [[] for _ in range(AUDIT_COLUMNS)]
         for t in tasks:
             if (e := t.audit) is not None:

@@ -86,3 +86,41 @@ def test_keys_rotation_and_the_audit_log_from_the_cli(cluster: Cluster, settings
     tampered = run(cluster, "audit", "verify", "--tenant", "acme")
     assert tampered.returncode == 1
     assert "BROKEN tenant" in tampered.stdout and "row 2:" in tampered.stdout
+
+
+def test_regions_from_the_cli(cluster: Cluster, settings: Settings) -> None:
+    """Two workers started for two regions; each runs only its region's tasks."""
+    cluster.env["TASKSTREAM_REGIONS"] = "eu,us"
+    cluster.cli("migrate")
+    cluster.cli("tenant", "create", "acme", "--region", "eu")
+    refused = run(cluster, "tenant", "create", "globex", "--region", "mars")
+    assert refused.returncode == 1 and "unknown region 'mars'" in refused.stderr
+    table = cluster.cli("tenant", "list")
+    assert table.splitlines()[0].split()[-1] == "REGION" and table.splitlines()[1].endswith("eu")
+    bad = run(cluster, "worker", "--region", "mars")
+    assert bad.returncode == 2 and "unknown region 'mars'" in bad.stderr
+    key = cluster.cli("key", "create", "--tenant", "acme", "--role", "admin").strip()
+    pids = {}
+    for region in ("eu", "us"):
+        proc = cluster.start("worker", "--app", "taskstream.examples.tasks", "--region", region)
+        pids[str(proc.pid)] = region
+    wait_until(
+        lambda: bool(query(settings.database_url, "SELECT 1 FROM task_types")), 30, "the types"
+    )
+    url = cluster.start_api()
+    auth = {"Authorization": f"Bearer {key}"}
+    ids = {}
+    for region in (None, "us"):
+        body = {"type": "examples.noop", **({"region": region} if region else {})}
+        r = httpx.post(f"{url}/v1/tasks", headers=auth, json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        ids[r.json()["id"]] = region or "eu"
+
+    def done() -> bool:
+        rows = query(settings.database_url, "SELECT count(*) AS n FROM task_attempts")
+        return bool(rows[0]["n"] == 2)
+
+    wait_until(done, 30, "both tasks to run")
+    rows = query(settings.database_url, "SELECT task_id, worker FROM task_attempts")
+    # A worker's name is host:pid:random; each task ran on the worker of its region.
+    assert {str(r["task_id"]): pids[r["worker"].split(":")[1]] for r in rows} == ids

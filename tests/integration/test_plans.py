@@ -18,7 +18,7 @@ Q = load("tasks")
 BY_ID = {
     "finish_tasks": (
         "uuid[]", "int8[]", "text[]", "text[]", "text[]", "timestamptz[]", "text[]", "float8[]",
-        "text",
+        "text", "text[]",
     ),
     "heartbeat_tasks": ("uuid[]", "int8[]", "float8"),
     "release_tasks": ("uuid[]", "int8[]"),
