@@ -9,8 +9,7 @@ from typing import Any
 import msgspec
 
 from .broker.connection import connect, translate_errors
-from .broker.consumer import ServedQueue
-from .broker.keys import WORDS, Keys
+from .broker.keys import WORDS, Keys, ServedQueue
 from .core.config import Settings
 from .core.models import Priority
 from .store.database import create_pool

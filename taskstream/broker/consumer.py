@@ -41,7 +41,7 @@ from ..core.errors import BrokerRefused
 from ..core.models import Priority
 from ..core.priority import read_order
 from .connection import Redis, is_missing_group, translate_errors
-from .keys import Keys
+from .keys import Keys, ServedQueue
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
 SWEEP_S = 5.0
@@ -54,17 +54,6 @@ class Entry(NamedTuple):
     stream: bytes
     entry_id: bytes
     task_id: UUID
-
-
-class ServedQueue(NamedTuple):
-    """A queue a worker reads: its tenant (id and name), its name, the tenant's weight, and the
-    region of its streams ('' for tasks without one)."""
-
-    tenant_id: UUID
-    tenant: str
-    queue: str
-    weight: int
-    region: str = ""
 
 
 Rooms = Callable[[Collection[UUID]], dict[UUID, int]]  # how many more entries each may take

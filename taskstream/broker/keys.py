@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import NamedTuple
 from uuid import UUID
 
 from ..core.models import Priority
@@ -36,6 +37,17 @@ WORDS: dict[Priority, str] = {
     Priority.NORMAL: "normal",
     Priority.LOW: "low",
 }
+
+
+class ServedQueue(NamedTuple):
+    """A queue a worker reads: its tenant (id and name), its name, the tenant's weight, and the
+    region of its streams ('' for tasks without one)."""
+
+    tenant_id: UUID
+    tenant: str
+    queue: str
+    weight: int
+    region: str = ""
 
 
 def _digest(text: str) -> str:

@@ -21,8 +21,8 @@ import structlog
 
 from ..broker.connection import Redis, connect
 from ..broker.connection import translate_errors as translate_broker_errors
-from ..broker.consumer import Consumer, Entry, ServedQueue
-from ..broker.keys import Keys
+from ..broker.consumer import Consumer, Entry
+from ..broker.keys import Keys, ServedQueue
 from ..core.config import Settings
 from ..core.crypto import keyring
 from ..core.errors import BrokerUnavailable, Unavailable

@@ -16,8 +16,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from taskstream.broker.connection import connect
-from taskstream.broker.consumer import Consumer, ServedQueue
-from taskstream.broker.keys import Keys
+from taskstream.broker.consumer import Consumer
+from taskstream.broker.keys import Keys, ServedQueue
 from taskstream.broker.producer import Producer
 from taskstream.cli import stream_table as table
 from taskstream.core.config import Settings
