@@ -18,6 +18,9 @@ Phases (``--phases``, default all, in this order):
 * fairness (only when named, ~5 minutes; issue 12): light tenants' submit -> start latency
   without and with a heavy tenant's backlog, and the drain rate over 1, 100 and 1,000 tenants,
   each on a deployment of its own.
+* lifecycle (only when named, ~5 minutes; issue 13): the drain's pre-fill and drain rates with
+  submissions audited and payloads sealed (B) and without (A), in alternating paired rounds,
+  each drain on a deployment of its own; B/A of both rates.
 
 The run prints a table of every figure beside its target and the best peer's, and writes the
 full report as JSON. Every run has its own database and Redis key prefix, removed at the end,
@@ -61,6 +64,7 @@ from e2e_parts.environment import (
     server_settings,
 )
 from e2e_parts.fairness import phase_fairness
+from e2e_parts.lifecycle import phase_lifecycle
 from e2e_parts.paired import phase_paired
 from e2e_parts.peers import phase_peers
 from e2e_parts.processes import Cluster, log_summary, process_env
@@ -155,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tenant counts, one drain case each (1,100,1000)")  # fmt: skip
     g.add_argument("--fairness-reps", type=int,
                    help="drains per tenant count, median reported (3; quick 1)")  # fmt: skip
+    g = p.add_argument_group("lifecycle (issue 13; run only when named in --phases)")
+    g.add_argument("--lifecycle-rounds", type=int,
+                   help="rounds of one drain of each variant, A/B order alternating "
+                        "(3; quick 1)")  # fmt: skip
+    g.add_argument("--lifecycle-n", type=int,
+                   help="pre-filled tasks per drain (default: --drain-n)")  # fmt: skip
     return p
 
 
@@ -175,7 +185,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     counts = [a.workers, a.api_processes, a.concurrency, a.batch_size, a.submitters,
               a.sustained_batch, a.sustained_clients, size["drain_n"], size["drain_reps"],
               size["paired_rounds"], *drain_workers, size["fairness_backlog"], size["fairness_n"],
-              size["fairness_reps"], *fair_tenants]  # fmt: skip
+              size["fairness_reps"], *fair_tenants, a.lifecycle_n or size["drain_n"],
+              size["lifecycle_rounds"]]  # fmt: skip
     rates = [a.rate, a.sustained_rate, a.http_rate, a.fairness_rate, size["fairness_duration"]]
     if not drain_workers or not fair_tenants or min(counts) < 1 or min(rates) <= 0:
         p.error("counts and rates must be positive")
@@ -201,6 +212,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         fairness_n=size["fairness_n"], fairness_tenants=fair_tenants,
         fairness_parts=tuple(x for x in FAIRNESS_PARTS if x in fair_parts),
         fairness_reps=size["fairness_reps"],
+        lifecycle_n=a.lifecycle_n or size["drain_n"], lifecycle_rounds=size["lifecycle_rounds"],
     )  # fmt: skip
 
 
@@ -230,6 +242,8 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
             await run_taskstream(cfg, stores, log_dir, report)
         if cfg.wants("fairness"):  # deployments of its own, after the main one is gone
             await run_fairness(cfg, srv, log_dir, report)
+        if cfg.wants("lifecycle"):  # the same
+            await run_lifecycle(cfg, srv, log_dir, report)
         if cfg.wants("peers"):  # after taskstream's processes and data are gone
             await run_peers(cfg, srv, log_dir, report)
         if cfg.wants("paired"):
@@ -271,6 +285,14 @@ async def run_fairness(cfg: Config, srv: Servers, log_dir: Path, report: dict[st
     # A part that failed leaves the other's figures in the report and fails the run.
     for part, why in (report.get("fairness") or {}).get("errors", {}).items():
         report["phase_errors"][f"fairness {part}"] = why
+
+
+async def run_lifecycle(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
+    say(f"=== phase lifecycle ({cfg.lifecycle_rounds} round(s): audit + encryption off / on) ===")
+    await _recorded("lifecycle", report, phase_lifecycle(cfg, srv, log_dir / "lifecycle"))
+    # A round that failed, or a variant that did not take, leaves the figures and fails the run.
+    for what, why in (report.get("lifecycle") or {}).get("errors", {}).items():
+        report["phase_errors"][f"lifecycle {what}"] = why
 
 
 async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:

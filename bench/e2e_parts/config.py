@@ -30,10 +30,12 @@ def body_keys(prefix: str) -> tuple[str, str]:
 
 PHASES = (
     "drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired", "fairness",
+    "lifecycle",
 )  # fmt: skip
 # Run only when named: `--phases all` (the default) is every other phase. The fairness phase
-# builds deployments of its own and takes ~5 minutes (issue 12).
-OPT_IN_PHASES = ("fairness",)
+# (issue 12, ~5 minutes) and the lifecycle phase (issue 13, ~5 minutes) build deployments of
+# their own.
+OPT_IN_PHASES = ("fairness", "lifecycle")
 FAIRNESS_PARTS = ("skew", "tenants")
 DEFAULT_PHASES = tuple(p for p in PHASES if p not in OPT_IN_PHASES)
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
@@ -58,7 +60,19 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "fairness_backlog": (50_000, 5_000),
     "fairness_n": (20_000, 2_000),
     "fairness_reps": (3, 1),
+    "lifecycle_rounds": (3, 1),
 }
+
+# The lifecycle phase's payload: the peers' {"n", "to"} and what a real notification job carries
+# besides, ~200 bytes of JSON, so that sealing has something to encrypt. The peer body reads
+# `n` and `to` and ignores the rest (its Struct does not forbid unknown fields).
+LIFECYCLE_PAYLOAD: dict[str, Any] = {
+    "template": "invoice-ready",
+    "locale": "en-GB",
+    "subject": "Your invoice INV-2024-000123 is ready",
+    "vars": {"customer": "Ada Lovelace", "amount": "1,234.56", "currency": "EUR",
+             "due": "2024-07-31"},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,9 @@ class Config:
     fairness_tenants: tuple[int, ...]  # tenant counts, one drain case each, ascending
     fairness_reps: int  # drains of each tenant count; the median by steady rate is reported
     fairness_parts: tuple[str, ...]  # of FAIRNESS_PARTS
+    # lifecycle (issue 13): the drain with audited submissions and sealed payloads, and without
+    lifecycle_n: int  # tasks pre-filled per drain
+    lifecycle_rounds: int  # rounds of one drain of each variant, the order alternating
 
     def wants(self, phase: str) -> bool:
         return phase in self.phases

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,7 +85,10 @@ async def register_types(stack: Stack) -> None:
         await stack.stop_worker()
 
 
-async def drain_once(stack: Stack, case: Case) -> dict[str, Any]:
+async def drain_once(
+    stack: Stack, case: Case, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """One drain of `case`; `extra`: more fields in every peer payload (`submit.batch_bodies`)."""
     cfg, pool, n = stack.cfg, stack.pool, stack.cfg.drain_n
     task_type = BODIES[case.body]
     done_key, bits_key = body_keys(stack.stores.prefix)
@@ -95,7 +99,7 @@ async def drain_once(stack: Stack, case: Case) -> dict[str, Any]:
     clients = [http_client(stack.api_url, stack.api_key, 1) for _ in range(cfg.submitters)]
     try:
         t0 = time.perf_counter()
-        sub = await submit_batches(clients, batch_bodies(task_type, n, cfg.batch_size), n)
+        sub = await submit_batches(clients, batch_bodies(task_type, n, cfg.batch_size, extra), n)
     finally:
         for client in clients:
             await client.aclose()

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,9 +43,9 @@ from .console import BenchError, Progress, say
 from .cpu import cpu_delta
 from .drain import drain_timing, median_run, register_types, settle
 from .latency import Sent, send_one, wait_ids_done
-from .processes import Cluster, log_summary, process_env, wait_for
-from .servers import Servers, Stores
-from .stack import Stack, start_stack
+from .processes import wait_for
+from .servers import Servers
+from .stack import Stack, deployment
 from .stats import ms, quantile, range_stats
 from .submit import accepted_ids
 
@@ -80,27 +80,6 @@ async def phase_fairness(cfg: Config, srv: Servers, log_dir: Path) -> dict[str, 
             say(f"fairness {name} failed: {type(exc).__name__}: {exc}")
             out["errors"][name] = f"{type(exc).__name__}: {exc}"
     return out
-
-
-@contextlib.asynccontextmanager
-async def deployment(
-    cfg: Config, srv: Servers, folder: Path, record: dict[str, Any]
-) -> AsyncIterator[Stack]:
-    """A database, key prefix, API and scheduler of its own, stopped and removed on the way out
-    (as the main run's: processes first, then the database and keys); `record` gets what the
-    shutdown found and what the services logged; their logs go to `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stores = Stores(srv)
-    cluster = Cluster(process_env(stores), folder)
-    try:
-        async with contextlib.AsyncExitStack() as exits:
-            exits.push_async_callback(stores.clean)
-            exits.push_async_callback(cluster.stop_all)
-            yield await start_stack(cfg, stores, cluster, exits)
-    finally:
-        logged = {k: v for k, v in log_summary(folder).items() if v["sample"]}
-        record["shutdown"] = {"processes": cluster.stopped, "cleanup": stores.result,
-                              "logs": str(folder), "logged": logged}  # fmt: skip
 
 
 async def create_tenants(database_url: str, names: Sequence[str]) -> list[Tenant]:

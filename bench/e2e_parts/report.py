@@ -42,16 +42,20 @@ def grid(title: str, columns: list[str], rows: list[tuple[str, list[Any]]]) -> l
     return [*lines, ""]
 
 
-def cpu_rows(cpus: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """µs of CPU per task for every role any run measured; then the machine's busy cores."""
+def cpu_rows(cpus: list[dict[str, Any]], prefix: str = "") -> list[tuple[str, list[Any]]]:
+    """µs of CPU per task for every role any run measured; then the machine's busy cores.
+    `prefix` names the part of a run they belong to when a table has two."""
     roles: list[str] = []
     for cpu in cpus:
         roles += [r for r in cpu["roles"] if r not in roles]
     rows = [
-        (f"CPU µs/task: {role}", [c["roles"].get(role, {}).get("us_per_task") for c in cpus])
+        (
+            f"{prefix}CPU µs/task: {role}",
+            [c["roles"].get(role, {}).get("us_per_task") for c in cpus],
+        )
         for role in roles
     ]
-    rows.append(("cores busy (machine)", [c["roles"]["machine"]["cores"] for c in cpus]))
+    rows.append((f"{prefix}cores busy (machine)", [c["roles"]["machine"]["cores"] for c in cpus]))
     return rows
 
 
@@ -72,6 +76,7 @@ def render(r: dict[str, Any]) -> str:
     out += render_memory(r.get("memory"))
     out += render_large(r.get("large"))
     out += render_fairness(r.get("fairness"))
+    out += render_lifecycle(r.get("lifecycle"))
     out += render_peers(r.get("peers"))
     out += render_summary(r)
     out += render_shutdown(r)
@@ -370,9 +375,69 @@ def render_many_tenants(t: dict[str, Any] | None) -> list[str]:
     return grid(title, [f"{c['tenants']:,} tenant(s)" for c in cases], rows)
 
 
+def render_lifecycle(life: dict[str, Any] | None) -> list[str]:
+    """One column per drain, in the order they ran; then each rate's medians and B/A."""
+    if not life:
+        return []
+    runs = [r[v] for r in life.get("rounds", []) for v in r["order"]]
+    out: list[str] = []
+    if runs:
+
+        def row(name: str, key: str) -> tuple[str, list[Any]]:
+            return name, [x.get(key) for x in runs]
+
+        rows = [
+            row("PRE-FILL / SUBMIT (tasks/s)", "prefill_rate"),
+            row("all published after pre-fill s", "published_after_prefill_s"),
+            row("DRAIN, STEADY RATE (tasks/s)", "rate"),
+            row("rate incl. start-up (tasks/s)", "rate_incl_startup"),
+            row("spawn -> first completion s", "startup_s"),
+            row("spawn -> all completed s", "wall_s"),
+            ("completed / failed / retried", [f"{x['completed']:,} / {x['failed']} / "
+                                              f"{x['retried']}" for x in runs]),
+            ("body executions / distinct", [f"{x.get('executions', 0):,} / "
+                                            f"{x.get('unique', 0):,}" for x in runs]),
+            ("payloads sealed / tasks", [f"{x['sealed']:,} / {x['tasks']:,}" for x in runs]),
+            ("task.submit audit rows / tasks", [f"{x['audited']:,} / {x['tasks']:,}"
+                                                for x in runs]),
+            row("as configured", "as_configured"),
+        ]  # fmt: skip
+        rows += cpu_rows([x["prefill_cpu"] for x in runs], "pre-fill ")
+        rows += cpu_rows([x["cpu"] for x in runs], "drain ")
+        v = life["variants"]
+        title = (
+            f"Lifecycle (issue 13): {life['n']:,} {life['body']} tasks "
+            f"({life['payload_bytes']}-byte payloads) pre-filled, then {life['processes']} worker "
+            f"processes; A: {_env(v['A'])}; B: {_env(v['B'])}; a deployment per drain"
+        )
+        cols = [f"r{r['round']} {x}" for r in life["rounds"] for x in r["order"]]
+        out += grid(title, cols, rows)[:-1]
+        rows2: list[tuple[str, Any]] = []
+        for name, what in (("submit", "pre-fill / submit"), ("drain", "drain, steady")):
+            s = life["summary"][name]
+            each = " / ".join(fmt(r["ratios"][name]) for r in life["rounds"])
+            rows2 += [
+                (f"{what} tasks/s, median: A / B", f"{fmt(s['A_median'])} / {fmt(s['B_median'])}"),
+                ("  B/A, median round (each round)", f"{fmt(s['ratio_median'])} ({each})"),
+                ("  B/A of the medians", s["ratio_of_medians"]),
+            ]  # fmt: skip
+        out += section("", rows2)[1:]
+    for what, why in (life.get("errors") or {}).items():
+        out += [f"Lifecycle {what}: FAILED: {why[:300]}", ""]
+    downs = [x["shutdown"] for x in runs if x.get("shutdown")]
+    shut = [line for down in downs for line in _shutdown_rows(down)]
+    if shut:
+        out += [f"Lifecycle deployments (logs: {Path(downs[0]['logs']).parent}/)", *shut, ""]
+    return out
+
+
+def _env(variables: dict[str, str]) -> str:
+    return ", ".join(f"{k.removeprefix('TASKSTREAM_')}={v}" for k, v in variables.items())
+
+
 def _shutdown_rows(down: dict[str, Any]) -> list[str]:
-    """What stopping a fairness deployment found, if anything is off, and how much its services
-    logged (the main run's shutdown section covers only its own deployment)."""
+    """What stopping a deployment of the fairness or lifecycle phase found, if anything is off,
+    and how much its services logged (the main run's shutdown section covers only its own)."""
     name = Path(down["logs"]).name
     lines = []
     for role, s in (down.get("processes") or {}).items():
@@ -416,7 +481,8 @@ def render_peers(p: dict[str, Any] | None) -> list[str]:
 
 def render_summary(r: dict[str, Any]) -> list[str]:
     rows = r.get("summary") or []
-    fair = " (fairness: issue 12's)" if r.get("fairness") else ""
+    notes = [f"{p}: issue {n}'s" for p, n in (("fairness", 12), ("lifecycle", 13)) if r.get(p)]
+    fair = f" ({'; '.join(notes)})" if notes else ""
     lines = [f"Summary against issue 5's targets{fair} (vs peer > 1: taskstream better)"]
     if not rows:
         return [*lines, "  no figures", ""]

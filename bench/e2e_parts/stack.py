@@ -1,14 +1,18 @@
 """The running deployment every phase works against: the API and scheduler (up for the whole
 run), this run's tenant and key, the bench's own database clients, and the worker, which phases
 start and stop (the drain starts its own after the queue is full; the HTTP phase measures the
-API alone)."""
+API alone). `deployment` makes one of its own, for the phases that compare deployments
+(fairness, lifecycle)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -19,8 +23,8 @@ from .clients import JSON_HEADERS, TaskRef, api_ready, http_client
 from .config import APPS, NOOP_TYPE, PEER_EMAIL, PEER_TYPE, Config
 from .console import BenchError, say
 from .cpu import BENCH_APP_NAME, CpuProbe, postgres_visible
-from .processes import Cluster, Proc, free_port, wait_for
-from .servers import Stores
+from .processes import Cluster, Proc, free_port, log_summary, process_env, wait_for
+from .servers import Servers, Stores
 from .stats import unfinished
 
 
@@ -149,6 +153,38 @@ async def start_stack(
     return Stack(
         cfg, stores, cluster, pool, redis, http, url, key, tenant_id, visible, round(ready_s, 2)
     )
+
+
+@contextlib.asynccontextmanager
+async def deployment(
+    cfg: Config,
+    srv: Servers,
+    folder: Path,
+    record: dict[str, Any],
+    env: Mapping[str, str | None] | None = None,
+) -> AsyncIterator[Stack]:
+    """A database, key prefix, API and scheduler of its own, stopped and removed on the way out
+    (as the main run's: processes first, then the database and keys); `record` gets what the
+    shutdown found and what the services logged; their logs go to `folder`. `env` sets (or, for
+    None, removes) variables of every process it starts: the settings a phase compares."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stores = Stores(srv)
+    base = process_env(stores)
+    for name, value in (env or {}).items():
+        if value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    cluster = Cluster(base, folder)
+    try:
+        async with contextlib.AsyncExitStack() as exits:
+            exits.push_async_callback(stores.clean)
+            exits.push_async_callback(cluster.stop_all)
+            yield await start_stack(cfg, stores, cluster, exits)
+    finally:
+        logged = {k: v for k, v in log_summary(folder).items() if v["sample"]}
+        record["shutdown"] = {"processes": cluster.stopped, "cleanup": stores.result,
+                              "logs": str(folder), "logged": logged}  # fmt: skip
 
 
 def _last_line(out: str, what: str) -> str:

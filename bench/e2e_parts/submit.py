@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +24,15 @@ class Submitted:
     ended: float = 0.0
 
 
-def batch_bodies(task_type: str, total: int, batch_size: int) -> Iterator[tuple[int, bytes]]:
+def batch_bodies(
+    task_type: str, total: int, batch_size: int, extra: Mapping[str, Any] | None = None
+) -> Iterator[tuple[int, bytes]]:
     """(tasks, encoded body) per request. The no-op's bodies are encoded once per size (the load
     generator's CPU belongs to the measured machine too); the peer body numbers its tasks 0..N-1,
-    as the peers do, so its bitmap can tell lost tasks from duplicated ones."""
+    as the peers do, so its bitmap can tell lost tasks from duplicated ones. `extra`: more fields
+    in every peer payload (the lifecycle phase's realistic job), which the body ignores."""
     cache: dict[int, bytes] = {}
+    more = dict(extra or {})
     for start in range(0, total, batch_size):
         size = min(batch_size, total - start)
         if task_type == NOOP_TYPE:
@@ -38,7 +42,7 @@ def batch_bodies(task_type: str, total: int, batch_size: int) -> Iterator[tuple[
             yield size, cache[size]
         else:
             items = [
-                {"type": PEER_TYPE, "payload": {"n": i, "to": PEER_EMAIL}}
+                {"type": PEER_TYPE, "payload": {"n": i, "to": PEER_EMAIL, **more}}
                 for i in range(start, start + size)
             ]
             yield size, msgspec.json.encode({"tasks": items})

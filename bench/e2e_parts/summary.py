@@ -26,6 +26,8 @@ LARGE_LIST_P95_MS = 50.0
 # Issue 12's fairness targets.
 SKEW_P99_RATIO = 2.0  # light tenants' p99 with a heavy backlog / without it, at most
 MANY_TENANTS_DRAIN = 0.80  # drain rate over the most tenants / over the fewest, at least
+# Issue 13: auditing submissions and sealing payloads cost less than 10 % (rate with / without).
+LIFECYCLE_RATIO = 0.90
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,28 @@ def fairness_figures(r: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def lifecycle_figures(r: dict[str, Any]) -> list[Figure]:
+    """Issue 13: B (submissions audited, payloads sealed) over A (neither), the median round's
+    ratio of the submit and the drain rates. Not judged if a variant did not take."""
+    life = r.get("lifecycle")
+    if not life or not life.get("rounds"):
+        return []
+    took = life["as_configured"]
+    out: list[Figure] = []
+    for name, what in (("submit", "pre-fill, batch HTTP"), ("drain", "drain, steady")):
+        s = life["summary"][name]
+        ratio = s["ratio_median"]
+        spread = "" if s["rounds"] < 2 else f"; rounds {s['ratio_min']:.2f}-{s['ratio_max']:.2f}x"
+        out.append(Figure(
+            f"lifecycle: {what}, audit + sealing on / off (B/A), median of {s['rounds']} round(s)",
+            f"{_num(ratio) if ratio is not None else '-'}x (A {_num(s['A_median'])} / "
+            f"B {_num(s['B_median'])} tasks/s{spread})" + ("" if took else ", NOT as configured"),
+            "", f"B/A >= {LIFECYCLE_RATIO:.2f}",
+            None if ratio is None or not took else ratio >= LIFECYCLE_RATIO,
+        ))  # fmt: skip
+    return out
+
+
 def _trio(x: dict[str, Any]) -> str:
     return " / ".join(_num(x[f"start_{q}_ms"]) if x[f"start_{q}_ms"] is not None else "-"
                       for q in ("p50", "p95", "p99"))  # fmt: skip
@@ -277,7 +301,7 @@ def _trio(x: dict[str, Any]) -> str:
 
 BUILDERS: tuple[Callable[[dict[str, Any]], list[Figure]], ...] = (
     drain_figures, paired_figures, sustained_figures, pickup_figures, http_figures, memory_figures,
-    large_figures, fairness_figures,
+    large_figures, fairness_figures, lifecycle_figures,
 )  # fmt: skip
 
 

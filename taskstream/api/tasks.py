@@ -83,10 +83,10 @@ async def submit_task(request: Request[Any, Any, Any]) -> Response[TaskOut]:
     who = await state.auth.principal(request, Action.SUBMIT)
     body = await decode_body(request, SubmitTask)
     now = now_utc()
+    by = actor(who, request, now) if state.settings.audit_submissions else None
     new = await build(
-        body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now,
-        actor(who, request, now),
-    )  # fmt: skip
+        body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now, by
+    )
     await state.limits.admit_tasks(who.tenant_id, 1)  # 503 queue_full: nothing written
     (result,) = await state.intake.submit([new])
     TASKS_SUBMITTED.inc(int(result.created))
@@ -115,7 +115,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> BatchOu
     who = await state.auth.principal(request, Action.SUBMIT)
     batch = await decode_body(request, SubmitBatch)
     now, correlation = now_utc(), _correlation_id(request)
-    by = actor(who, request, now)
+    by = actor(who, request, now) if state.settings.audit_submissions else None
     news, errors = [], []
     for index, item in enumerate(batch.tasks):
         try:

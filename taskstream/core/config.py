@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenants without their own `--retention-days`; then the scheduler's leader deletes it."""
     retention_interval_s: Seconds = 300.0
     """How often the scheduler's leader deletes what retention let go."""
+    audit_submissions: bool = True
+    """Record every submission in the audit log (`task.submit`), in its group commit; false:
+    only the state-changing calls (cancel, retry, replays, schedules, keys, tenants)."""
     regions: str | None = None
     """Regions tasks may be placed in, comma-separated (`eu,us`): `region` on submit, a
     tenant's `--region`, `taskstream worker --region R`. Unset: no regions (a task naming one

@@ -42,17 +42,24 @@ class Cluster:
         self.api_url = ""
         self.api_proc: subprocess.Popen[bytes] | None = None
 
-    def cli(self, *args: str) -> str:
-        """Run a short CLI verb; returns its stdout."""
-        out = subprocess.run(
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a CLI verb to its end, whatever its exit code (``env`` adds to the cluster's)."""
+        return subprocess.run(
             [sys.executable, "-m", "taskstream", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
-            timeout=60,
+            text=True,
+            timeout=timeout_s,
             check=False,
         )
-        assert out.returncode == 0, out.stderr.decode()
-        return out.stdout.decode()
+
+    def cli(self, *args: str) -> str:
+        """Run a short CLI verb that must succeed; returns its stdout."""
+        out = self.run(*args, timeout_s=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         name = "-".join(a for a in args if not a.startswith("-"))[:40].replace(".", "_")

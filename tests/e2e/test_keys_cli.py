@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -15,17 +13,6 @@ from taskstream.core.config import Settings
 from .conftest import Cluster
 
 pytestmark = pytest.mark.slow
-
-
-def run(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskstream", *args],
-        env=cluster.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_key_lifecycle_on_the_cli(cluster: Cluster, settings: Settings) -> None:
@@ -53,7 +40,7 @@ def test_key_lifecycle_on_the_cli(cluster: Cluster, settings: Settings) -> None:
     auth = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{url}/v1/tasks", headers=auth, timeout=10).status_code == 200
 
-    done = run(cluster, "key", "revoke", prefix)
+    done = cluster.run("key", "revoke", prefix)
     assert done.returncode == 0 and done.stdout == "" and prefix in done.stderr
     rows = json.loads(cluster.cli("key", "list", "--tenant", "acme", "--output", "json"))
     assert next(r for r in rows if r["prefix"] == prefix)["revoked_at"] is not None
@@ -84,5 +71,5 @@ def test_key_lifecycle_on_the_cli(cluster: Cluster, settings: Settings) -> None:
 def test_cli_errors_are_clear(cluster: Cluster, args: tuple[str, ...], message: str) -> None:
     cluster.cli("migrate")
     cluster.cli("tenant", "create", "acme")
-    done = run(cluster, *args)
+    done = cluster.run(*args)
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr

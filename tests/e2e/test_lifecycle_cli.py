@@ -5,8 +5,6 @@ and a worker started with TASKSTREAM_ENCRYPTION_KEYS, `taskstream reencrypt` aft
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -17,19 +15,6 @@ from .conftest import Cluster, query, wait_until
 
 pytestmark = pytest.mark.slow
 MARKER = "secret-marker-5be1"
-
-
-def run(
-    cluster: Cluster, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskstream", *args],
-        env={**cluster.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_keys_rotation_and_the_audit_log_from_the_cli(cluster: Cluster, settings: Settings) -> None:
@@ -61,29 +46,29 @@ def test_keys_rotation_and_the_audit_log_from_the_cli(cluster: Cluster, settings
     assert rows and all(MARKER not in r["t"] for r in rows)
 
     # Rotation: k2 first, k1 still listed; reencrypt moves the row; then k2 alone opens it.
-    moved = run(
-        cluster, "reencrypt", "--batch", "10", env={"TASKSTREAM_ENCRYPTION_KEYS": f"{k2},{k1}"}
+    moved = cluster.run(
+        "reencrypt", "--batch", "10", env={"TASKSTREAM_ENCRYPTION_KEYS": f"{k2},{k1}"}
     )
     assert moved.returncode == 0, moved.stderr
     assert "1 rows to seal with key 'k2'" in moved.stderr and "1 rows sealed" in moved.stderr
     keys = query(settings.database_url, "SELECT payload_key, result_key FROM tasks")
     assert [tuple(r) for r in keys] == [("k2", "k2")]
 
-    bad = run(cluster, "reencrypt", env={"TASKSTREAM_ENCRYPTION_KEYS": "k3:c2hvcnQ="})
+    bad = cluster.run("reencrypt", env={"TASKSTREAM_ENCRYPTION_KEYS": "k3:c2hvcnQ="})
     assert bad.returncode == 2 and "key 'k3' is 5 bytes" in bad.stderr
     assert "c2hvcnQ=" not in bad.stderr
-    missing = run(cluster, "reencrypt", env={"TASKSTREAM_ENCRYPTION_KEYS": k1})
+    missing = cluster.run("reencrypt", env={"TASKSTREAM_ENCRYPTION_KEYS": k1})
     assert missing.returncode == 1 and "'k2'" in missing.stderr
 
     # The audit log: the CLI's and the API's actions, intact; then one row edited.
-    intact = run(cluster, "audit", "verify")
+    intact = cluster.run("audit", "verify")
     assert intact.returncode == 0, intact.stderr
     assert "audit log intact: 3 rows of 1 tenant(s)" in intact.stdout
     actors = query(settings.database_url, "SELECT actor, action FROM audit_log ORDER BY seq")
     assert [r["action"] for r in actors] == ["tenant.create", "key.create", "task.submit"]
     assert actors[0]["actor"].startswith("cli:") and actors[2]["actor"].startswith("key:")
     query(settings.database_url, "UPDATE audit_log SET target = 'other' WHERE seq = 2")
-    tampered = run(cluster, "audit", "verify", "--tenant", "acme")
+    tampered = cluster.run("audit", "verify", "--tenant", "acme")
     assert tampered.returncode == 1
     assert "BROKEN tenant" in tampered.stdout and "row 2:" in tampered.stdout
 
@@ -93,11 +78,11 @@ def test_regions_from_the_cli(cluster: Cluster, settings: Settings) -> None:
     cluster.env["TASKSTREAM_REGIONS"] = "eu,us"
     cluster.cli("migrate")
     cluster.cli("tenant", "create", "acme", "--region", "eu")
-    refused = run(cluster, "tenant", "create", "globex", "--region", "mars")
+    refused = cluster.run("tenant", "create", "globex", "--region", "mars")
     assert refused.returncode == 1 and "unknown region 'mars'" in refused.stderr
     table = cluster.cli("tenant", "list")
     assert table.splitlines()[0].split()[-1] == "REGION" and table.splitlines()[1].endswith("eu")
-    bad = run(cluster, "worker", "--region", "mars")
+    bad = cluster.run("worker", "--region", "mars")
     assert bad.returncode == 2 and "unknown region 'mars'" in bad.stderr
     key = cluster.cli("key", "create", "--tenant", "acme", "--role", "admin").strip()
     pids = {}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -17,21 +15,8 @@ from .conftest import Cluster, query
 pytestmark = pytest.mark.slow
 
 
-def run(
-    cluster: Cluster, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskstream", *args],
-        env={**cluster.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def rows(cluster: Cluster, **env: str) -> dict[str, dict[str, Any]]:
-    done = run(cluster, "tenant", "list", "--output", "json", env=env)
+    done = cluster.run("tenant", "list", "--output", "json", env=env)
     assert done.returncode == 0, done.stderr
     return {t["name"]: t for t in json.loads(done.stdout)}
 
@@ -84,14 +69,15 @@ def test_tenant_limits_on_the_cli(cluster: Cluster, settings: Settings) -> None:
     }  # fmt: skip
     assert found["acme"]["effective"]["rate_limit"] == 250
 
-    table = run(cluster, "tenant", "list", env={"TASKSTREAM_TENANT_RATE_LIMIT": "250"})
+    table = cluster.run("tenant", "list", env={"TASKSTREAM_TENANT_RATE_LIMIT": "250"})
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split()[:2] == ["NAME", "ID"]
-    assert "MAX CONCURRENCY" in lines[0] and lines[0].split()[-2:] == ["WEIGHT", "RETENTION"]
+    assert "MAX CONCURRENCY" in lines[0]
+    assert lines[0].split()[-3:] == ["WEIGHT", "RETENTION", "REGION"]
     assert [line.split()[0] for line in lines[1:]] == ["acme", "globex"]
     assert str(acme_id) in lines[1] and "default (250)" in lines[1] and "2000" in lines[1]
-    assert lines[1].split()[-2:] == ["5", "7"]
+    assert lines[1].split()[-3:] == ["5", "7", "-"]
     assert f"default ({settings.tenant_max_pending})" in lines[2] and "no cap" in lines[2]
     assert f"default ({settings.retention_days})" in lines[2]
 
@@ -113,7 +99,7 @@ def test_bad_values_are_usage_errors(
 ) -> None:
     cluster.cli("migrate")
     cluster.cli("tenant", "create", "acme", "--rate-limit", "7")
-    done = run(cluster, *args)
+    done = cluster.run(*args)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr and done.stdout == ""
     stored = query(settings.database_url, "SELECT name, rate_limit, weight FROM tenants")
@@ -122,6 +108,6 @@ def test_bad_values_are_usage_errors(
 
 def test_unknown_tenant_is_reported(cluster: Cluster) -> None:
     cluster.cli("migrate")
-    done = run(cluster, "tenant", "update", "nobody", "--weight", "2")
+    done = cluster.run("tenant", "update", "nobody", "--weight", "2")
     assert done.returncode == 1 and "no tenant named 'nobody'" in done.stderr
     assert "Traceback" not in done.stderr

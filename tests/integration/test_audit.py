@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -235,3 +236,18 @@ async def test_concurrent_writers_never_fork_the_chain(
     assert await broken(pool) == []
     heads = {r["tenant_id"]: r["seq"] for r in await pool.fetch("SELECT * FROM audit_heads")}
     assert heads[acme.id] == 205 and heads[UUID(str(globex.id))] == 105
+
+
+async def test_submissions_can_be_left_out(settings: Settings, api: Any, tenants: Any) -> None:
+    """TASKSTREAM_AUDIT_SUBMISSIONS=false: calls are still recorded, submissions are not."""
+    acme = tenants["acme"]
+    quiet = msgspec.structs.replace(settings, audit_submissions=False)
+    async with AsyncTestClient(app=create_app(quiet)) as client:
+        r = await client.post(
+            "/v1/tasks", json={"type": "examples.noop", "delay_s": 60}, headers=acme.auth()
+        )
+        task = r.json()["id"]
+        await client.post("/v1/tasks/batch", json={"tasks": [{"type": "examples.noop"}]},
+                          headers=acme.auth())  # fmt: skip
+        assert (await client.post(f"/v1/tasks/{task}/cancel", headers=acme.auth())).is_success
+    assert [(e["action"], e["target"]) for e in await entries(api, acme)] == [("task.cancel", task)]

@@ -1,0 +1,183 @@
+"""Lifecycle (issue 13): what auditing every submission and sealing payloads cost on the hot
+path, both measured in one run, side by side.
+
+* A ("off"): the defaults, with ``TASKSTREAM_AUDIT_SUBMISSIONS=false`` and no
+  ``TASKSTREAM_ENCRYPTION_KEYS``.
+* B ("on"): ``TASKSTREAM_AUDIT_SUBMISSIONS=true`` and one key in ``TASKSTREAM_ENCRYPTION_KEYS``:
+  every submission is appended to the audit log in the INSERT's own statement, and every payload
+  (and result) is sealed with AES-256-GCM in PostgreSQL.
+
+Each variant is the drain phase's measurement (`drain.drain_once`): N tasks of the peers' body
+with a ~200-byte payload (`config.LIFECYCLE_PAYLOAD`, the same for both) pre-filled over HTTP with
+no worker running, then a worker of 2 processes started and timed until PostgreSQL shows all
+completed. The pre-fill's rate is where the audit row and the sealing are paid (the API); the
+drain's is where every claim opens the payload (the worker). Each drain runs on a deployment of
+its own (database, key prefix, API, scheduler, removed afterwards), made with the variant's
+settings. Rounds alternate the order (A then B, then B then A), as the paired phase does, so a
+steady drift of the machine favours neither; B/A is taken within each round and the median round
+is reported with the spread. After each drain the run checks that the variant took: B's tasks
+all have a sealed payload and a `task.submit` audit row, A's none.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import secrets
+import statistics
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from .config import LIFECYCLE_PAYLOAD, PEER_EMAIL, PEER_TYPE, Config
+from .console import say
+from .drain import Case, drain_once, register_types
+from .servers import Servers
+from .stack import deployment
+
+AUDIT_ENV = "TASKSTREAM_AUDIT_SUBMISSIONS"
+KEYS_ENV = "TASKSTREAM_ENCRYPTION_KEYS"
+KEY_ID = "bench"
+VARIANTS = {"A": "off", "B": "on"}
+CASE = Case("peer", 2)  # the peers' body, 2 worker processes: the paired phase's drain
+# The two rates compared: name in the report -> key of a drain_once result.
+RATES = {"submit": "prefill_rate", "drain": "rate"}
+
+# Fresh deployment: every task in it is one of this variant's (the drain's and the warm-up's).
+STATE_SQL = """
+SELECT (SELECT count(*) FROM tasks) AS tasks,
+       (SELECT count(*) FROM tasks WHERE payload_key IS NOT NULL) AS sealed,
+       (SELECT count(*) FROM audit_log WHERE action = 'task.submit') AS audited
+"""
+
+
+def variant_env(variant: str, key: str) -> dict[str, str | None]:
+    """The variant's settings for every process of its deployment (None: removed, so a key in the
+    caller's environment does not turn A's encryption on)."""
+    if variant == "A":
+        return {AUDIT_ENV: "false", KEYS_ENV: None}
+    return {AUDIT_ENV: "true", KEYS_ENV: f"{KEY_ID}:{key}"}
+
+
+def payload_bytes() -> int:
+    """The encoded size of one task's payload (the largest `n` makes it a byte or two longer)."""
+    return len(msgspec.json.encode({"n": 0, "to": PEER_EMAIL, **LIFECYCLE_PAYLOAD}))
+
+
+async def phase_lifecycle(cfg: Config, srv: Servers, log_dir: Path) -> dict[str, Any]:
+    """The rounds; a drain that fails ends them, with the rounds before it kept and the error in
+    ``errors``."""
+    ours = dataclasses.replace(cfg, drain_n=cfg.lifecycle_n)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()  # this run's; kept out of the report
+    say(
+        f"lifecycle: {cfg.lifecycle_rounds} round(s) of a drain of each variant: "
+        f"{cfg.lifecycle_n:,} {PEER_TYPE} tasks, {payload_bytes()}-byte payloads, "
+        f"{CASE.processes} worker processes; A: submissions not audited, no encryption key; "
+        "B: both on"
+    )
+    out: dict[str, Any] = {
+        "n": cfg.lifecycle_n, "body": PEER_TYPE, "processes": CASE.processes,
+        "payload_bytes": payload_bytes(), "rounds_planned": cfg.lifecycle_rounds,
+        "variants": {"A": {AUDIT_ENV: "false", KEYS_ENV: "unset"},
+                     "B": {AUDIT_ENV: "true", KEYS_ENV: f"{KEY_ID}:<32 random bytes>"}},
+        "rounds": [], "errors": {},
+    }  # fmt: skip
+    for i in range(1, cfg.lifecycle_rounds + 1):
+        order = ("A", "B") if i % 2 else ("B", "A")
+        say(f"lifecycle: round {i}/{cfg.lifecycle_rounds}: {order[0]} first")
+        rnd: dict[str, Any] = {"round": i, "order": list(order)}
+        try:
+            for variant in order:
+                folder = log_dir / f"round-{i}-{variant}"
+                rnd[variant] = await one_drain(ours, srv, folder, variant, key)
+        except Exception as exc:
+            say(f"lifecycle: round {i} failed: {type(exc).__name__}: {exc}")
+            out["errors"][f"round {i}"] = f"{type(exc).__name__}: {exc}"
+            break
+        rnd["ratios"] = round_ratios(rnd)
+        say(
+            f"lifecycle: round {i}: "
+            + "; ".join(
+                f"{name} A {rnd['A'][k] or 0:,} / B {rnd['B'][k] or 0:,} tasks/s "
+                f"(B/A {_x(rnd['ratios'][name])})"
+                for name, k in RATES.items()
+            )
+        )
+        out["rounds"].append(rnd)
+    out["as_configured"] = all(r[v]["as_configured"] for r in out["rounds"] for v in VARIANTS)
+    if out["rounds"] and not out["as_configured"]:
+        out["errors"]["check"] = "a variant's tasks were not sealed / audited as it was configured"
+    out["summary"] = summarize(out["rounds"])
+    return out
+
+
+async def one_drain(
+    cfg: Config, srv: Servers, folder: Path, variant: str, key: str
+) -> dict[str, Any]:
+    """One drain of the variant on a deployment of its own; its state checked afterwards."""
+    record: dict[str, Any] = {}
+    async with deployment(cfg, srv, folder, record, variant_env(variant, key)) as stack:
+        await register_types(stack)  # a worker once (types, warm-up), then stopped
+        say(f"lifecycle: variant {variant} ({VARIANTS[variant]})")
+        run = await drain_once(stack, CASE, LIFECYCLE_PAYLOAD)
+        state = await variant_state(stack.pool, variant)
+    say(
+        f"lifecycle: {variant}: submit {run['prefill_rate']:,} tasks/s, drain "
+        f"{run['rate'] or 0:,} tasks/s; {state['sealed']:,} sealed and {state['audited']:,} "
+        f"audited of {state['tasks']:,} tasks"
+        + ("" if state["as_configured"] else " -- NOT AS CONFIGURED")
+    )
+    return {"variant": variant, **run, **state, "shutdown": record.get("shutdown")}
+
+
+async def variant_state(pool: asyncpg.Pool, variant: str) -> dict[str, Any]:
+    """How many of the deployment's tasks are sealed and audited, and whether that is what the
+    variant's settings promise (all of them in B, none in A)."""
+    row = await pool.fetchrow(STATE_SQL)
+    tasks, sealed, audited = row["tasks"], row["sealed"], row["audited"]
+    want = tasks if variant == "B" else 0
+    return {
+        "tasks": tasks,
+        "sealed": sealed,
+        "audited": audited,
+        "as_configured": sealed == want and audited == want,
+    }
+
+
+def round_ratios(rnd: dict[str, Any]) -> dict[str, float | None]:
+    """B's rate over A's, for the submit and the drain: above 1, B was faster."""
+    out: dict[str, float | None] = {}
+    for name, k in RATES.items():
+        a, b = rnd["A"].get(k), rnd["B"].get(k)
+        out[name] = round(b / a, 3) if a and b else None
+    return out
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per rate: each variant's median, the median round's B/A with the lowest and highest, and
+    the ratio of the medians (the same figure when the rounds agree)."""
+    out: dict[str, Any] = {}
+    for name, k in RATES.items():
+        med = {v: _median([r[v].get(k) for r in rounds]) for v in VARIANTS}
+        ratios = [r["ratios"][name] for r in rounds if r["ratios"].get(name) is not None]
+        out[name] = {
+            "A_median": med["A"],
+            "B_median": med["B"],
+            "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
+            "ratio_min": min(ratios, default=None),
+            "ratio_max": max(ratios, default=None),
+            "ratio_of_medians": round(med["B"] / med["A"], 3) if med["A"] and med["B"] else None,
+            "rounds": len(ratios),
+        }
+    return out
+
+
+def _median(values: list[Any]) -> float | None:
+    found = [v for v in values if v]
+    return round(statistics.median(found)) if found else None
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
