@@ -27,6 +27,7 @@ from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
 from .audit import ROUTES as AUDIT_ROUTES
+from .observe import Observe
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
@@ -161,7 +162,7 @@ def create_app(settings: Settings) -> Litestar:
         *KEY_ROUTES,
         *AUDIT_ROUTES,
     ]
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -171,3 +172,6 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=openapi_config(version("taskstream")),
         debug=False,
     )
+    # Outside Litestar's own layers, so 404s and problems are counted and carry the id too.
+    app.asgi_handler = Observe(app.asgi_handler)
+    return app

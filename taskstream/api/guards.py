@@ -39,9 +39,9 @@ def bad_target(target: bytes) -> str | None:
     return None
 
 
-def refusal(detail: str) -> ASGIApp:
-    """An ASGI app that answers every request with 400 ``invalid_parameter``."""
-    body = problem_bytes(400, "invalid_parameter", detail)
+def refusal(detail: str, code: str = "invalid_parameter") -> ASGIApp:
+    """An ASGI app that answers every request with 400 ``code``."""
+    body = problem_bytes(400, code, detail)
     start = {
         "type": "http.response.start",
         "status": 400,

@@ -18,6 +18,7 @@ from ..observability.metrics import TASKS_SUBMITTED
 from .auth import actor
 from .body import decode_body
 from .intake import build, now_utc
+from .observe import correlation_id
 from .openapi import BEARER, problems, request_body
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage
 
@@ -60,8 +61,8 @@ def parse_task_id(raw: str) -> UUID:
 
 
 def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
-    value = request.headers.get("x-correlation-id")
-    return value[:128] if value else None
+    """The request's (``api/observe.py``: the one it gave, or one made for it)."""
+    return correlation_id(request.scope)
 
 
 @post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -21,6 +21,15 @@ QUEUE_DEPTH = Gauge(
     ["queue", "priority", "status"], registry=REGISTRY,
 )  # fmt: skip
 DEAD_LETTER_DEPTH = Gauge("dead_letter_depth", "Failed tasks (all tenants)", registry=REGISTRY)
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "Requests by route template, method and status",
+    ["route", "method", "status"], registry=REGISTRY,
+)  # fmt: skip
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds", "Time from a request's arrival to its last response byte",
+    ["route", "method"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)  # fmt: skip
 
 
 def set_depths(rows: Iterable[tuple[str, str, str, int]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,7 +67,8 @@ def fire_tasks(row: ScheduleRow, fires: list[datetime]) -> list[NewTask]:
                 timeout_s=t.timeout_s,
                 idempotency_key=key,
                 request_hash=hashlib.sha256(key.encode()).digest(),
-                correlation_id=f"schedule:{row.name}",
+                # Each fire a correlation id of its own, naming the schedule.
+                correlation_id=f"schedule:{row.name}:{os.urandom(6).hex()}",
                 run_at=None,
                 audit=by.entry(row.tenant_id, "task.submit", str(task_id)),
             )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import traceback
 from concurrent.futures import Executor
@@ -132,9 +133,11 @@ async def _call(
 ) -> Any:
     if definition.is_async:
         return await definition.fn(ctx, payload)
-    # A sync handler that overruns is abandoned with its thread: Python cannot stop it.
+    # A sync handler that overruns is abandoned with its thread: Python cannot stop it. It runs
+    # in a copy of this attempt's context, so its log lines carry the task's ids too.
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(threads, definition.fn, ctx, payload)
+    run = contextvars.copy_context().run
+    return await loop.run_in_executor(threads, run, definition.fn, ctx, payload)
 
 
 def decide(

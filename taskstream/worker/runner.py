@@ -18,6 +18,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
+from structlog.contextvars import bind_contextvars
 
 from ..broker.connection import Redis, connect
 from ..broker.connection import translate_errors as translate_broker_errors
@@ -333,6 +334,9 @@ class Worker:
 
     async def _attempt(self, slot: Inflight) -> None:
         task = slot.task
+        # This attempt's own context (a task of its own): every log line while it runs, the
+        # handler's included, names the task and its correlation id.
+        bind_contextvars(task_id=str(task.id), correlation_id=task.correlation_id)
         definition = self.registry.get(task.type)
         tx = AttemptTransaction(self._pool)
         ctx = TaskContext(

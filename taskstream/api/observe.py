@@ -1,0 +1,78 @@
+"""The API's outermost ASGI layer: a correlation id for every request, and its metrics.
+
+The id is the request's ``X-Correlation-Id`` (1-128 printable ASCII characters, no space at
+either end; anything else is ``400 invalid_correlation_id``), or one made here; it is bound to structlog's context for the request (every log line about it
+carries ``correlation_id``), stored with the tasks it submits, and echoed on the response. Each
+request is counted by route template (never the path: ids would make a series per task), method
+and status, and timed. A few microseconds a request: one header scan, a counter and a
+histogram observation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from structlog.contextvars import bind_contextvars, reset_contextvars
+
+from ..observability.metrics import HTTP_DURATION, HTTP_REQUESTS
+from .guards import refusal
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+                   Awaitable[None]]  # fmt: skip
+HEADER = b"x-correlation-id"
+SCOPE_KEY = "taskstream.correlation_id"
+VALID = re.compile(rb"[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?")
+INVALID = "X-Correlation-Id must be 1-128 printable ASCII characters, no space at either end"
+UNMATCHED = "unmatched"  # no route: one series for every unknown path
+
+
+def correlation_id(scope: Scope) -> str | None:
+    """The request's correlation id (set by :class:`Observe`)."""
+    value: str | None = scope.get(SCOPE_KEY)
+    return value
+
+
+class Observe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.refuse = refusal(INVALID, code="invalid_correlation_id")
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        app = self.app
+        given = next((v for k, v in scope["headers"] if k == HEADER), None)
+        if given is not None and VALID.fullmatch(given):
+            cid = given.decode()
+        else:
+            cid = os.urandom(8).hex()
+            if given is not None:
+                app = self.refuse  # answered with the id it is logged under
+        scope[SCOPE_KEY] = cid
+        echo = (HEADER, cid.encode())
+        status = 500  # what an exception that escapes every handler becomes
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echo]
+            await send(message)
+
+        tokens = bind_contextvars(correlation_id=cid)
+        started = time.perf_counter()
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("path_template", UNMATCHED)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            reset_contextvars(**tokens)
