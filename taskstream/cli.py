@@ -108,7 +108,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes > 1:
         from .supervisor import supervise
 
-        return supervise(args.processes, _child_argv(args))
+        return supervise(args.processes, _child_argv(args), metrics_port=args.metrics_port)
     from .runtime import serve
     from .services import worker_service
 
@@ -116,17 +116,18 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         progress(f"taskstream: unknown region {args.region!r}: not in TASKSTREAM_REGIONS")
         return 2
     service = worker_service(
-        settings, args.app, _queues(args.queues), args.concurrency, args.region
-    )
+        settings, args.app, _queues(args.queues), args.concurrency, args.region,
+        args.metrics_port,
+    )  # fmt: skip
     serve([service], worker_gc=True)
     return 0
 
 
-def cmd_scheduler(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from .runtime import serve
     from .services import scheduler_service
 
-    serve([scheduler_service(settings)])
+    serve([scheduler_service(settings, metrics_port=args.metrics_port)])
     return 0
 
 
@@ -225,8 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=10, help="tasks at once per process")
     worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
     worker.add_argument("--region", help="run only this region's tasks (one of TASKSTREAM_REGIONS)")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on this port (with --processes: all)"
+    )
 
-    verb("scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases")
+    scheduler = verb(
+        "scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases"
+    )
+    scheduler.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
 
     bench = verb("bench", cmd_bench, "load test a running deployment through its API")
     bench.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL")

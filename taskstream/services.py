@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 
@@ -15,6 +16,9 @@ from .broker.keys import Keys
 from .broker.producer import Producer
 from .core.config import Settings
 from .core.crypto import keyring
+from .observability.exporter import export
+from .observability.metrics import SCHEDULER
+from .observability.stats import Stats
 from .runtime import Service
 from .scheduler.cron import LEADER_ROLE, Cron
 from .scheduler.leader import Leader
@@ -79,13 +83,19 @@ def worker_service(
     queues: list[str] | None,
     concurrency: int,
     region: str | None = None,
+    metrics_port: int | None = None,
 ) -> Service:
     registry = load_apps(apps)
-    worker = Worker(settings, registry, queues=queues, concurrency=concurrency, region=region)
+    worker = Worker(
+        settings, registry, queues=queues, concurrency=concurrency, region=region,
+        metrics_port=metrics_port,
+    )  # fmt: skip
     return worker.run
 
 
-def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
+def scheduler_service(
+    settings: Settings, holder: str | None = None, metrics_port: int | None = None
+) -> Service:
     """Promoter, relay and rescuer (every instance) plus cron firing and retention (the
     elected leader)."""
 
@@ -104,12 +114,22 @@ def scheduler_service(settings: Settings, holder: str | None = None) -> Service:
             cron = Cron(ScheduleStore(pool), tasks, producer, leader)
             promoter = Promoter(settings, tasks, producer)
             pruner = Pruner(settings, RetentionStore(pool), leader)
+
+            def snapshot() -> dict[str, Any]:
+                stats = Stats(SCHEDULER.values())
+                stats.count("tasks_fired_total", (), cron.fired)
+                stats.count("tasks_promoted_total", (), promoter.promoted)
+                stats.set("scheduler_lag_seconds", (), cron.lag_s)
+                stats.set("scheduler_leader", (), 1 if leader.is_leader else 0)
+                return stats.snapshot()
+
             # One task group: if one loop fails the others stop before the pool closes.
             async with asyncio.TaskGroup() as loops:
                 loops.create_task(promoter.run(stop), name="promote")
                 loops.create_task(leader.run(stop), name="leader")
                 loops.create_task(cron.run(stop), name="cron")
                 loops.create_task(pruner.run(stop), name="retention")
+                loops.create_task(export(metrics_port, SCHEDULER, snapshot, stop), name="metrics")
         finally:
             await redis.aclose()
             await pool.close()

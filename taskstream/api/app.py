@@ -27,13 +27,13 @@ from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
 from .audit import ROUTES as AUDIT_ROUTES
-from .observe import Observe
 from .auth import Authenticator
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
 from .keys import ROUTES as KEY_ROUTES
 from .limits import Backlog, Limits, RateLimiter, add_rate_headers
+from .observe import Observe
 from .openapi import openapi_config
 from .operations import ROUTES as OPERATION_ROUTES
 from .problems import EXCEPTION_HANDLERS

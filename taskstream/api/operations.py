@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from ..core.models import Priority
 from ..core.rbac import Action
-from ..observability.metrics import exposition, set_depths
+from ..observability.metrics import exposition
 from .openapi import BEARER, problems
 
 
@@ -124,10 +124,8 @@ async def _metrics_tenant(request: Request[Any, Any, Any], state: State) -> UUID
 )
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     rows = await state.workers.depths(await _metrics_tenant(request, state))
-    # No await between setting the gauges and reading them: a concurrent scrape for another
-    # tenant cannot interleave.
-    set_depths((q, Priority(p).label, s, n) for q, p, s, n in rows)
-    return Response(exposition(), media_type="text/plain; version=0.0.4")
+    body = exposition((q, Priority(p).label, s, n) for q, p, s, n in rows)
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 ROUTES = [list_queues, list_workers, metrics]

@@ -1,13 +1,20 @@
 """Prometheus metrics, declared once. The API serves them at /metrics; depths are read from
-PostgreSQL at scrape time, so every API instance reports the same truth."""
+PostgreSQL at scrape time, so every API instance reports the same truth. Workers and schedulers
+serve theirs on --metrics-port (observability/exporter.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .stats import Family
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by `api --processes N` for its children
 
 TASKS_SUBMITTED = Counter(
     "tasks_submitted_total", "Tasks accepted by this API process", registry=REGISTRY
@@ -16,11 +23,6 @@ HTTP_PROBLEMS = Counter(
     "http_problems_total", "Problem responses by status and code", ["status", "code"],
     registry=REGISTRY,
 )  # fmt: skip
-QUEUE_DEPTH = Gauge(
-    "task_queue_depth", "Tasks by queue, priority and status (all tenants)",
-    ["queue", "priority", "status"], registry=REGISTRY,
-)  # fmt: skip
-DEAD_LETTER_DEPTH = Gauge("dead_letter_depth", "Failed tasks (all tenants)", registry=REGISTRY)
 HTTP_REQUESTS = Counter(
     "http_requests_total", "Requests by route template, method and status",
     ["route", "method", "status"], registry=REGISTRY,
@@ -32,17 +34,56 @@ HTTP_DURATION = Histogram(
 )  # fmt: skip
 
 
-def set_depths(rows: Iterable[tuple[str, str, str, int]]) -> None:
-    """(queue, priority, status, count) rows from the store replace the previous values."""
-    QUEUE_DEPTH.clear()
-    dead = 0
-    for queue, priority, status, count in rows:
-        if status == "failed":
-            dead += count
-        else:
-            QUEUE_DEPTH.labels(queue, priority, status).set(count)
-    DEAD_LETTER_DEPTH.set(dead)
+# The worker's and the scheduler's, kept by observability/stats.py (cheap on the hot path) and
+# served on their --metrics-port (observability/exporter.py).
+WORKER = {f.name: f for f in (
+    Family("tasks_completed_total", "Attempts ended, by type, queue and what came of them: "
+           "completed, retry (scheduled again) or failed", "counter", ("type", "queue", "status")),
+    Family("task_retries_total", "Attempts that end in a retry", "counter", ("type", "queue")),
+    Family("task_duration_seconds", "Handler run time of an attempt", "histogram", ("type",)),
+    Family("task_pickup_latency_seconds", "From when a task was due (submitted, or its delay or "
+           "backoff over) to the start of its attempt", "histogram", ("queue",)),
+    Family("worker_slots", "Task slots of the worker processes, busy or free", "gauge",
+           ("state",)),
+)}  # fmt: skip
+SCHEDULER = {f.name: f for f in (
+    Family("scheduler_lag_seconds", "How late the last cron fire ran after its time", "gauge"),
+    Family("scheduler_leader", "1 while this scheduler holds the cron lease, else 0", "gauge"),
+    Family("tasks_fired_total", "Tasks created by cron schedules", "counter"),
+    Family("tasks_promoted_total", "Delayed and retried tasks made pending when due", "counter"),
+)}  # fmt: skip
 
 
-def exposition() -> bytes:
-    return generate_latest(REGISTRY)
+class _Depths:
+    """This scrape's depths (read from PostgreSQL for whoever scrapes), never kept: a value
+    kept between scrapes could show one tenant's queues to another tenant's admin."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
+        self.rows = list(rows)
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "task_queue_depth", "Tasks by queue, priority and status",
+            labels=("queue", "priority", "status"),
+        )  # fmt: skip
+        dead = 0
+        for queue, priority, status, count in self.rows:
+            if status == "failed":
+                dead += count
+            else:
+                depth.add_metric((queue, priority, status), count)
+        yield depth
+        yield GaugeMetricFamily("dead_letter_depth", "Failed tasks (the dead-letter queue)", dead)
+
+
+def exposition(depths: Iterable[tuple[str, str, str, int]]) -> bytes:
+    """The API's metrics: its counters (every API process's, summed, under a supervisor that
+    set ``PROMETHEUS_MULTIPROC_DIR``), then ``depths`` rows (queue, priority, status, count)."""
+    if os.environ.get(MULTIPROC_ENV):
+        counters = CollectorRegistry()
+        MultiProcessCollector(counters)  # type: ignore[no-untyped-call]
+    else:
+        counters = REGISTRY
+    now = CollectorRegistry(auto_describe=False)
+    now.register(_Depths(depths))
+    return generate_latest(counters) + generate_latest(now)

@@ -84,6 +84,8 @@ class Cron:
         self.tasks = tasks
         self.producer = producer
         self.leader = leader
+        self.fired = 0  # tasks created, for /metrics
+        self.lag_s = 0.0  # how late the last fire ran after its time
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Fire every due schedule; returns the number of tasks enqueued."""
@@ -106,11 +108,14 @@ class Cron:
                 inserted = await self.tasks.insert_many(fire_tasks(row, fires), conn=conn)
                 created.extend(i.task for i in inserted if i.created)
             lag_ms = (moment - fires[-1]).total_seconds() * 1000 if fires else None
+            if lag_ms is not None:
+                self.lag_s = lag_ms / 1000
             await ScheduleStore.advance(
                 conn, row.id, upcoming, fires[-1] if fires else None, lag_ms
             )
 
         await self.schedules.fire_due(self.leader.lease, BATCH, fire)
+        self.fired += len(created)
         await self._publish([t for t in created if t.status is TaskStatus.PENDING])
         return len(created)
 

@@ -27,6 +27,7 @@ class Promoter:
         self.store = store
         self.producer = producer
         self._rescued_at = 0.0
+        self.promoted = 0  # due tasks made pending, for /metrics
 
     async def run_once(self) -> int:
         """One pass; returns how many tasks it moved or published."""
@@ -41,6 +42,7 @@ class Promoter:
                     await self.producer.publish(due)
                     published.append(([d.task_id for d in due], datetime.now(UTC)))
                 moved += len(due)
+                self.promoted += len(due)
                 if len(due) < BATCH:
                     break
         finally:

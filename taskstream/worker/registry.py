@@ -15,6 +15,7 @@ import msgspec
 
 from ..core.errors import HandlerError
 from ..core.retry import RetryPolicy
+from ..store.task_types import TaskTypeRow
 
 F = TypeVar("F", bound=Callable[..., Any])
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")
@@ -67,6 +68,18 @@ class Registry:
 
     def get(self, name: str) -> TaskDefinition | None:
         return self._defs.get(name)
+
+    def rows(self, default_timeout_s: float, default_max_attempts: int) -> list[TaskTypeRow]:
+        """The catalog rows of these types (what the API validates submissions against)."""
+        return [
+            TaskTypeRow(
+                name=d.name, queue=d.queue, timeout_s=d.timeout_s or default_timeout_s,
+                visibility_timeout_s=d.visibility_timeout_s,
+                max_attempts=d.max_attempts or default_max_attempts,
+                payload_schema=msgspec.json.encode(d.payload_schema()).decode(),
+            )
+            for d in self
+        ]  # fmt: skip
 
     def task(
         self,

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import structlog
 from structlog.contextvars import bind_contextvars
 
@@ -30,9 +29,11 @@ from ..core.errors import BrokerUnavailable, Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Outcome, OutcomeKind
 from ..core.retry import RetryPolicy
+from ..observability.exporter import export
+from ..observability.metrics import WORKER
 from ..store.database import create_pool
 from ..store.notifications import Listener
-from ..store.task_types import TaskTypeRow, TaskTypeStore
+from ..store.task_types import TaskTypeStore
 from ..store.tasks import QUEUES_CHANNEL, TaskStore
 from ..store.tenants import TenantStore
 from ..store.transactions import AttemptTransaction
@@ -41,6 +42,7 @@ from .completer import Completer
 from .context import TaskContext
 from .executor import decide, execute
 from .leases import MAX_LOOP_FAILURES, Heartbeat, Inflight
+from .meter import Meter
 from .registry import Registry, TaskDefinition
 from .slots import Slots
 from .storable import refused
@@ -68,11 +70,14 @@ class Worker:
         concurrency: int = 10,
         name: str | None = None,
         region: str | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.queues = queues
         self.region = region  # runs only this region's tasks (None: tasks without a region)
+        self.metrics_port = metrics_port
+        self.meter = Meter(concurrency)
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
@@ -140,6 +145,9 @@ class Worker:
                     loops.create_task(self.completer.run(), name="complete"),
                     loops.create_task(self.heartbeat.run(), name="heartbeat"),
                     loops.create_task(listener.run(), name="listen"),
+                    loops.create_task(
+                        export(self.metrics_port, WORKER, self._metrics, asyncio.Event())
+                    ),
                 ]
                 await reader
                 await watcher  # it stops on `stop` too: nothing is claimed during the drain
@@ -181,19 +189,12 @@ class Worker:
             await self.store.release([(s.task.id, s.task.lease_epoch) for s in left])
 
     async def register_types(self) -> None:
-        rows = [
-            TaskTypeRow(
-                name=d.name,
-                queue=d.queue,
-                timeout_s=d.timeout_s or self.settings.default_timeout_s,
-                visibility_timeout_s=d.visibility_timeout_s,
-                max_attempts=d.max_attempts or self.settings.default_max_attempts,
-                payload_schema=_json(d.payload_schema()),
-            )
-            for d in self.registry
-        ]
-        if rows:
+        s = self.settings
+        if rows := self.registry.rows(s.default_timeout_s, s.default_max_attempts):
             await TaskTypeStore(self._pool).upsert(rows)
+
+    def _metrics(self) -> dict[str, Any]:
+        return self.meter.snapshot(busy=len(self.inflight))
 
     def _queues_changed(self) -> None:
         self._queues_at = 0.0  # refresh on the next turn
@@ -337,6 +338,7 @@ class Worker:
         # This attempt's own context (a task of its own): every log line while it runs, the
         # handler's included, names the task and its correlation id.
         bind_contextvars(task_id=str(task.id), correlation_id=task.correlation_id)
+        self.meter.started(task)
         definition = self.registry.get(task.type)
         tx = AttemptTransaction(self._pool)
         ctx = TaskContext(
@@ -355,6 +357,7 @@ class Worker:
             # Jitter, not security: a PRNG is right here.
             policy = (definition.retry if definition else None) or self.policy
             finish = decide(outcome, task, policy, datetime.now(UTC), random.random())  # noqa: S311
+            self.meter.ended(task, finish)
             if outcome.kind is not OutcomeKind.COMPLETED:
                 ctx.log.warning(
                     "attempt failed",
@@ -442,10 +445,6 @@ class Worker:
         except Unavailable as exc:
             log.warning("could not hand tasks back; they return after the lease", error=str(exc))
         await self.completer.join(self.settings.shutdown_grace_s)
-
-
-def _json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
