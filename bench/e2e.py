@@ -18,7 +18,7 @@ Phases (``--phases``, default all, in this order):
 * fairness (only when named, ~5 minutes; issue 12): light tenants' submit -> start latency
   without and with a heavy tenant's backlog, and the drain rate over 1, 100 and 1,000 tenants,
   each on a deployment of its own.
-* lifecycle (only when named, ~5 minutes; issue 13): the drain's pre-fill and drain rates with
+* lifecycle (only when named, ~2 minutes; issue 13): the drain's pre-fill and drain rates with
   submissions audited and payloads sealed (B) and without (A), in alternating paired rounds,
   each drain on a deployment of its own; B/A of both rates.
 
