@@ -59,9 +59,9 @@ from e2e_parts.config import (
 from e2e_parts.console import BenchError, say
 from e2e_parts.environment import (
     hardware,
-    inherited_settings,
     package_versions,
     server_settings,
+    shown_settings,
 )
 from e2e_parts.fairness import phase_fairness
 from e2e_parts.lifecycle import phase_lifecycle
@@ -226,7 +226,7 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
         "logs": str(log_dir),
         "phase_errors": {},
     }
-    report["config"]["inherited_env"] = inherited_settings()
+    report["config"]["inherited_env"] = shown_settings()
     say(f"phases: {', '.join(cfg.phases)}" + (" (--quick)" if cfg.quick else ""))
     async with servers(cfg.use_running, log_dir) as srv:
         stores = Stores(srv)
