@@ -18,7 +18,7 @@ Phases (``--phases``, default all, in this order):
 * fairness (only when named, ~5 minutes; issue 12): light tenants' submit -> start latency
   without and with a heavy tenant's backlog, and the drain rate over 1, 100 and 1,000 tenants,
   each on a deployment of its own.
-* lifecycle (only when named, ~5 minutes; issue 13): the drain's pre-fill and drain rates with
+* lifecycle (only when named, ~2 minutes; issue 13): the drain's pre-fill and drain rates with
   submissions audited and payloads sealed (B) and without (A), in alternating paired rounds,
   each drain on a deployment of its own; B/A of both rates.
 
@@ -59,9 +59,9 @@ from e2e_parts.config import (
 from e2e_parts.console import BenchError, say
 from e2e_parts.environment import (
     hardware,
-    inherited_settings,
     package_versions,
     server_settings,
+    shown_settings,
 )
 from e2e_parts.fairness import phase_fairness
 from e2e_parts.lifecycle import phase_lifecycle
@@ -226,7 +226,7 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
         "logs": str(log_dir),
         "phase_errors": {},
     }
-    report["config"]["inherited_env"] = inherited_settings()
+    report["config"]["inherited_env"] = shown_settings()
     say(f"phases: {', '.join(cfg.phases)}" + (" (--quick)" if cfg.quick else ""))
     async with servers(cfg.use_running, log_dir) as srv:
         stores = Stores(srv)

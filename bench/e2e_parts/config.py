@@ -33,7 +33,7 @@ PHASES = (
     "lifecycle",
 )  # fmt: skip
 # Run only when named: `--phases all` (the default) is every other phase. The fairness phase
-# (issue 12, ~5 minutes) and the lifecycle phase (issue 13, ~5 minutes) build deployments of
+# (issue 12, ~5 minutes) and the lifecycle phase (issue 13, ~2 minutes) build deployments of
 # their own.
 OPT_IN_PHASES = ("fairness", "lifecycle")
 FAIRNESS_PARTS = ("skew", "tenants")

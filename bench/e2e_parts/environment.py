@@ -125,9 +125,24 @@ def _with_unit(setting: str, unit: str | None) -> str:
     return setting
 
 
+SECRET_SETTINGS = {"TASKSTREAM_ENCRYPTION_KEYS", "TASKSTREAM_METRICS_TOKEN"}
+
+
 def inherited_settings() -> dict[str, str]:
     """TASKSTREAM_* knobs from the caller's environment: they change what is measured."""
     ours = {"TASKSTREAM_DATABASE_URL", "TASKSTREAM_REDIS_URL", "TASKSTREAM_REDIS_PREFIX"}
     return {
         k: v for k, v in sorted(os.environ.items()) if k.startswith("TASKSTREAM_") and k not in ours
     }
+
+
+def shown_settings() -> dict[str, str]:
+    """``inherited_settings`` as the report may show them: secrets by their key ids or as set."""
+    shown = {}
+    for k, v in inherited_settings().items():
+        if k == "TASKSTREAM_ENCRYPTION_KEYS":
+            v = ",".join(f"{item.partition(':')[0]}:<key>" for item in v.split(","))
+        elif k in SECRET_SETTINGS:
+            v = "<set>"
+        shown[k] = v
+    return shown

@@ -35,10 +35,11 @@ def _aad(task_id: UUID, field: bytes) -> bytes:
 class Keyring:
     """The keys of one process. Empty: nothing is sealed, and a sealed value cannot open."""
 
-    __slots__ = ("_ciphers", "current")
+    __slots__ = ("_ciphers", "_nonces", "current")
 
     def __init__(self, keys: Sequence[tuple[str, bytes]] = ()) -> None:
         self._ciphers = {kid: AESGCM(key) for kid, key in keys}
+        self._nonces: list[bytes] = []
         self.current: str | None = keys[0][0] if keys else None
 
     @property
@@ -49,9 +50,17 @@ class Keyring:
         """``(jsonb text, key id)``; the text itself and ``None`` when there is no key."""
         if self.current is None:
             return plain.decode(), None
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = self._nonce()
         sealed = self._ciphers[self.current].encrypt(nonce, plain, _aad(task_id, field))
         return f'"{base64.b64encode(nonce + sealed).decode()}"', self.current
+
+    def _nonce(self) -> bytes:
+        """A random 96-bit nonce, cut from a block read from the OS 256 at a time (one read a
+        nonce cost a fifth of a seal)."""
+        if not self._nonces:
+            block = os.urandom(NONCE_BYTES * 256)
+            self._nonces = [block[i : i + NONCE_BYTES] for i in range(0, len(block), NONCE_BYTES)]
+        return self._nonces.pop()
 
     def open(self, stored: str, kid: str | None, task_id: UUID, field: bytes) -> str:
         """The clear JSON text of a stored value; raises naming the key id when it cannot."""
