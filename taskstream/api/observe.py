@@ -62,7 +62,8 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), echo]
+                # A copy: a sender may reuse its message (guards.refusal does).
+                message = {**message, "headers": [*message.get("headers", ()), echo]}
             await send(message)
 
         tokens = bind_contextvars(correlation_id=cid)

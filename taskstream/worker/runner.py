@@ -78,6 +78,7 @@ class Worker:
         self.region = region  # runs only this region's tasks (None: tasks without a region)
         self.metrics_port = metrics_port
         self.meter = Meter(concurrency)
+        self._metrics_now = lambda: self.meter.snapshot(busy=len(self.inflight))
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
@@ -146,7 +147,7 @@ class Worker:
                     loops.create_task(self.heartbeat.run(), name="heartbeat"),
                     loops.create_task(listener.run(), name="listen"),
                     loops.create_task(
-                        export(self.metrics_port, WORKER, self._metrics, asyncio.Event())
+                        export(self.metrics_port, WORKER, self._metrics_now, asyncio.Event())
                     ),
                 ]
                 await reader
@@ -192,9 +193,6 @@ class Worker:
         s = self.settings
         if rows := self.registry.rows(s.default_timeout_s, s.default_max_attempts):
             await TaskTypeStore(self._pool).upsert(rows)
-
-    def _metrics(self) -> dict[str, Any]:
-        return self.meter.snapshot(busy=len(self.inflight))
 
     def _queues_changed(self) -> None:
         self._queues_at = 0.0  # refresh on the next turn

@@ -99,9 +99,16 @@ async def start_worker(
     """Start workers in the background; all are stopped (gracefully) at teardown."""
     running: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = []
 
-    async def start(concurrency: int = 10, region: str | None = None, **changes: Any) -> Worker:
+    async def start(
+        concurrency: int = 10,
+        region: str | None = None,
+        metrics_port: int | None = None,
+        **changes: Any,
+    ) -> Worker:
         s = msgspec.structs.replace(settings, **changes) if changes else settings
-        worker = Worker(s, REGISTRY, concurrency=concurrency, region=region)
+        worker = Worker(
+            s, REGISTRY, concurrency=concurrency, region=region, metrics_port=metrics_port
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         running.append((worker, stop, task))
