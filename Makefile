@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test lint bench bench-fairness clean
+.PHONY: install dev test lint bench bench-fairness bench-lifecycle clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ bench: install
 # BENCH_ARGS="--quick" for a smoke run (~1 min).
 bench-fairness: install
 	$(BIN)/python bench/e2e.py --phases fairness $(BENCH_ARGS)
+
+# Issue 13's lifecycle phase alone (~2-4 min): drains with audit + encryption off and on, paired.
+bench-lifecycle: install
+	$(BIN)/python bench/e2e.py --phases lifecycle $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .taskstream .pytest_cache .mypy_cache .ruff_cache
