@@ -28,6 +28,14 @@ Publish = Callable[[Sequence[Dispatch]], Awaitable[None]]
 # How long a task over its tenant's concurrency cap waits (x0.5-1.5; claim_capped says why as
 # `scheduled`): a freed slot is refilled within about a second, each wait costs a few writes.
 OVER_CAP_WAIT_S = 1.0
+# A mark's rows are found by primary key, whatever the statistics say, and it gives up after a
+# few seconds: in one bench run a 16,500-id mark ran until cancelled at 30 s (a plan from stale
+# statistics, most likely) while worker claims of its rows waited; a lost mark costs a duplicate
+# entry, never a task.
+MARK_BOUNDS = (
+    f"SET LOCAL plan_cache_mode = {CUSTOM_PLANS}; SET LOCAL enable_seqscan = off; "
+    "SET LOCAL statement_timeout = '5s'"
+)
 
 
 class Inserted(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,7 +175,7 @@ class TaskStore:
         plans: it names rows by id in a table that may have grown since. ``tenants``: those of
         the tasks, on a tenant-scoped pool."""
         async with acquire(self.pool, tenants) as conn, conn.transaction():
-            await conn.execute(f"{ASYNC_COMMIT}; SET LOCAL plan_cache_mode = {CUSTOM_PLANS}")
+            await conn.execute(f"{ASYNC_COMMIT}; {MARK_BOUNDS}")
             await conn.execute(Q["mark_published"], list(ids), at)
 
     async def upsert_queue(self, tenant_id: UUID, name: str) -> None:
