@@ -4,7 +4,9 @@ test is skipped, saying why)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,3 +47,21 @@ def test_alert_rules_pass_promtool() -> None:
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+
+
+def test_the_dashboard_and_rules_name_only_metrics_we_export() -> None:
+    """Every metric a panel or a rule queries is one some process serves."""
+    from taskstream.observability.metrics import SCHEDULER, WORKER
+
+    served = {*WORKER, *SCHEDULER, "tasks_submitted_total", "http_requests_total",
+              "http_request_duration_seconds", "http_problems_total", "task_queue_depth",
+              "dead_letter_depth", "task_oldest_pending_seconds"}  # fmt: skip
+    dashboard = json.loads((RULES.parent / "grafana" / "taskstream.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs.append((RULES / "alerts.yml").read_text())
+    metric = re.compile(r"\b([a-z_]+_(?:total|seconds|depth|slots|leader|degraded)(?:_bucket)?)\b")
+    names = {n for e in exprs for n in metric.findall(e)}
+    assert names, "no metric found"
+    unknown = {n.removesuffix("_bucket") for n in names} - served
+    assert not unknown, unknown
+    assert len(dashboard["panels"]) >= 12
