@@ -124,7 +124,7 @@ async def _metrics_tenant(request: Request[Any, Any, Any], state: State) -> UUID
 )
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     rows = await state.workers.depths(await _metrics_tenant(request, state))
-    body = exposition((q, Priority(p).label, s, n) for q, p, s, n in rows)
+    body = exposition((q, Priority(p).label, s, n, age) for q, p, s, n, age in rows)
     return Response(body, media_type="text/plain; version=0.0.4")
 
 

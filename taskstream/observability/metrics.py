@@ -45,6 +45,8 @@ WORKER = {f.name: f for f in (
            "backoff over) to the start of its attempt", "histogram", ("queue",)),
     Family("worker_slots", "Task slots of the worker processes, busy or free", "gauge",
            ("state",)),
+    Family("worker_degraded", "Worker processes claiming from PostgreSQL because Redis is "
+           "unavailable", "gauge"),
 )}  # fmt: skip
 SCHEDULER = {f.name: f for f in (
     Family("scheduler_lag_seconds", "How late the last cron fire ran after its time", "gauge"),
@@ -58,7 +60,7 @@ class _Depths:
     """This scrape's depths (read from PostgreSQL for whoever scrapes), never kept: a value
     kept between scrapes could show one tenant's queues to another tenant's admin."""
 
-    def __init__(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
+    def __init__(self, rows: Iterable[tuple[str, str, str, int, float]]) -> None:
         self.rows = list(rows)
 
     def collect(self) -> Iterator[Metric]:
@@ -67,16 +69,26 @@ class _Depths:
             labels=("queue", "priority", "status"),
         )  # fmt: skip
         dead = 0
-        for queue, priority, status, count in self.rows:
+        oldest: dict[str, float] = {}
+        for queue, priority, status, count, age_s in self.rows:
             if status == "failed":
                 dead += count
             else:
                 depth.add_metric((queue, priority, status), count)
+            if status == "pending":
+                oldest[queue] = max(oldest.get(queue, 0.0), age_s or 0.0)
         yield depth
+        age = GaugeMetricFamily(
+            "task_oldest_pending_seconds", "How long the oldest pending task has been due",
+            labels=("queue",),
+        )  # fmt: skip
+        for queue, seconds in oldest.items():
+            age.add_metric((queue,), max(0.0, seconds))
+        yield age
         yield GaugeMetricFamily("dead_letter_depth", "Failed tasks (the dead-letter queue)", dead)
 
 
-def exposition(depths: Iterable[tuple[str, str, str, int]]) -> bytes:
+def exposition(depths: Iterable[tuple[str, str, str, int, float]]) -> bytes:
     """The API's metrics: its counters (every API process's, summed, under a supervisor that
     set ``PROMETHEUS_MULTIPROC_DIR``), then ``depths`` rows (queue, priority, status, count)."""
     if os.environ.get(MULTIPROC_ENV):

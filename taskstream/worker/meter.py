@@ -34,7 +34,8 @@ class Meter:
         if finish.duration_s is not None:
             self.stats.observe("task_duration_seconds", (task.type,), finish.duration_s)
 
-    def snapshot(self, busy: int) -> dict[str, Any]:
+    def snapshot(self, busy: int, degraded: bool) -> dict[str, Any]:
+        self.stats.set("worker_degraded", (), 1 if degraded else 0)
         self.stats.set("worker_slots", ("busy",), busy)
         self.stats.set("worker_slots", ("free",), max(0, self.concurrency - busy))
         return self.stats.snapshot()

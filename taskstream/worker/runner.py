@@ -78,7 +78,7 @@ class Worker:
         self.region = region  # runs only this region's tasks (None: tasks without a region)
         self.metrics_port = metrics_port
         self.meter = Meter(concurrency)
-        self._metrics_now = lambda: self.meter.snapshot(busy=len(self.inflight))
+        self._metrics_now = lambda: self.meter.snapshot(len(self.inflight), self.degraded)
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.policy = RetryPolicy(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
