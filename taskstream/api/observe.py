@@ -41,6 +41,8 @@ class Observe:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.refuse = refusal(INVALID, code="invalid_correlation_id")
+        # The series of each (route, method, status), looked up once: bounded by the routes.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -71,8 +73,14 @@ class Observe:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            route = scope.get("path_template", UNMATCHED)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            key = (scope.get("path_template", UNMATCHED), scope["method"], status)
+            series = self._series.get(key)
+            if series is None:
+                route, method, _ = key
+                series = self._series[key] = (
+                    HTTP_REQUESTS.labels(route, method, str(status)),
+                    HTTP_DURATION.labels(route, method),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
             reset_contextvars(**tokens)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
+import structlog
 
 from ..core.audit import Actor
 from ..core.crypto import Keyring
@@ -21,6 +22,7 @@ from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
 from .rows import Rows, dispatches
 
 Q = queries.load("tasks")
+log = structlog.get_logger("taskstream.store")
 QUEUES_CHANNEL = "taskstream_queues"  # NOTIFY channel: a new (tenant, queue) exists
 # For writes whose loss after a crash of PostgreSQL is safe by construction (see each caller).
 ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
@@ -95,10 +97,12 @@ def _keys_by_tenant(tasks: Sequence[NewTask]) -> dict[UUID, list[str | None]]:
     return keys
 
 
-async def record_queue(conn: asyncpg.Connection[Any], tenant_id: UUID, name: str) -> None:
-    """Record a (tenant, queue) pair in the caller's transaction; a new one wakes workers
+async def record_queue(
+    conn: asyncpg.Connection[Any], tenant_id: UUID, name: str, region: str | None = None
+) -> None:
+    """Record a (tenant, queue, region) in the caller's transaction; a new one wakes workers
     (NOTIFY, delivered at commit) to read its streams."""
-    if await conn.fetchval(Q["upsert_queue"], tenant_id, name) is not None:
+    if await conn.fetchval(Q["upsert_queue"], tenant_id, name, region) is not None:
         await conn.execute(f"NOTIFY {QUEUES_CHANNEL}")
 
 
@@ -113,6 +117,9 @@ class TaskStore:
         self.pool = pool
         self.idempotency_ttl_s = idempotency_ttl_s
         self.rows = Rows(keys or Keyring())
+        # (tenant, queue, region) this process recorded in `queues`: checked after each insert,
+        # so the streams of a queue, or of a region, new to it are known before it publishes.
+        self._queues: set[tuple[UUID, str, str | None]] = set()
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -126,9 +133,14 @@ class TaskStore:
         if conn is None:
             async with acquire(self.pool, {t.tenant_id for t in tasks}) as own:
                 by_id, existing = await self._insert(own, tasks)
+                try:  # the tasks are committed: the next insert of that queue tries again
+                    await self._record_queues(own, by_id.values())
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("could not record a new queue", error=str(exc))
         else:
             with translate_errors():
                 by_id, existing = await self._insert(conn, tasks)
+                await self._record_queues(conn, by_id.values())
         out: list[Inserted] = []
         for t in tasks:
             if t.id in by_id:
@@ -157,6 +169,14 @@ class TaskStore:
             for r in await conn.fetch(Q["find_by_idempotency_keys"], tenant, keys):
                 existing[(tenant, r["idempotency_key"])] = r
         return by_id, existing
+
+    async def _record_queues(
+        self, conn: asyncpg.Connection[Any], rows: Iterable[asyncpg.Record]
+    ) -> None:
+        new = {(r["tenant_id"], r["queue"], r["region"]) for r in rows} - self._queues
+        for tenant_id, queue, region in sorted(new, key=str):
+            await record_queue(conn, tenant_id, queue, region)
+        self._queues |= new
 
     async def _expire_keys(self, conn: asyncpg.Connection[Any], tasks: Sequence[NewTask]) -> int:
         expired = 0

@@ -8,9 +8,8 @@
 -- name: insert_tasks
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
 -- resolved by the caller (same body -> the original task, other body -> 409). A task without a
--- region ($15) takes its tenant's home region. Each (tenant, queue, region) is recorded in
--- `queues`; a new one wakes workers (NOTIFY, delivered at commit) to read its streams. The tasks
--- created with an audit entry ($16-$20: task id, time, actor, request id, digest) are recorded
+-- region ($15) takes its tenant's home region (TaskStore records a new (tenant, queue, region)
+-- in `queues` before the tasks are published). The tasks created with an audit entry ($16-$20: task id, time, actor, request id, digest) are recorded
 -- in the audit log in the same statement, so in the same commit (the chain: AUDIT_CHAIN).
 WITH ins AS (
     INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
@@ -30,13 +29,6 @@ WITH ins AS (
     LEFT JOIN tenants tn ON tn.id = u.tenant_id
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {task_columns}
-), new_queues AS (
-    INSERT INTO queues (tenant_id, name, region)
-    SELECT DISTINCT tenant_id, queue, coalesce(region, '') FROM ins
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), woken AS (
-    SELECT pg_notify('taskstream_queues', '') FROM (SELECT 1 FROM new_queues LIMIT 1) AS any_new
 ), entries AS (
     SELECT ins.tenant_id, e.at, e.actor, 'task.submit'::text AS action, ins.id::text AS target,
            e.request_id, e.digest, e.ord
@@ -44,8 +36,7 @@ WITH ins AS (
          WITH ORDINALITY AS e(id, at, actor, request_id, digest, ord)
     JOIN ins ON ins.id = e.id
 ), {audit_chain}
--- `woken` is named here because a SELECT in WITH runs only when something reads it.
-SELECT * FROM ins WHERE (SELECT count(*) FROM woken) >= 0;
+SELECT * FROM ins;
 
 -- name: find_by_idempotency_keys
 SELECT idempotency_key, request_hash, {task_columns}
@@ -409,7 +400,8 @@ WITH lost AS (
 SELECT id FROM lost;
 
 -- name: upsert_queue
-INSERT INTO queues (tenant_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name;
+INSERT INTO queues (tenant_id, name, region) VALUES ($1, $2, coalesce($3, ''))
+ON CONFLICT DO NOTHING RETURNING name;
 
 -- name: unpublish
 -- Entries a stopping worker read but never claimed: let the relay publish them again.
