@@ -1,4 +1,4 @@
-"""`GET /v1/audit` (a tenant's admins), and who a request acts as in the audit log."""
+"""`GET /v1/audit`: a tenant's audit log, for its admins (who acts: ``auth.actor``)."""
 
 from __future__ import annotations
 

@@ -22,12 +22,10 @@ import asyncio
 import collections
 import hmac
 import math
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
-from uuid import uuid4
 
 import structlog
 from litestar import Request
@@ -38,6 +36,7 @@ from ..core.rbac import Action, allows
 from ..store.tenants import Check, KeyRecord, Principal, split_key
 from .caches import SharedCalls, remember
 from .limits import Limits
+from .observe import correlation_id
 
 log = structlog.get_logger("taskstream.api")
 MAX_CACHED = 10_000  # known prefixes (a row each, ~300 bytes)
@@ -283,19 +282,7 @@ def _address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-# A request id a client gives (X-Request-Id, else X-Correlation-Id) is kept when it is short,
-# printable text; otherwise, or when none is given, one is made.
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
-
-
-def request_id(request: Request[Any, Any, Any]) -> str:
-    for header in ("x-request-id", "x-correlation-id"):
-        value = request.headers.get(header)
-        if value and _REQUEST_ID.fullmatch(value):
-            return value
-    return uuid4().hex
-
-
 def actor(who: Principal, request: Request[Any, Any, Any], at: datetime) -> Actor:
-    """Who acts in the audit log, in which request, when: the entries of one call share it."""
-    return Actor(name=f"key:{who.key_prefix}", request_id=request_id(request), at=at)
+    """Who acts in the audit log, in which request (its correlation id, api/observe.py), when:
+    the entries of one call share it."""
+    return Actor(name=f"key:{who.key_prefix}", request_id=correlation_id(request.scope), at=at)

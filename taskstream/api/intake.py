@@ -179,7 +179,7 @@ class Intake:
         self._marker: asyncio.Task[None] | None = None
 
     async def submit(self, tasks: Sequence[NewTask]) -> list[Inserted]:
-        """Insert (and record each new queue, in the same statement), then publish."""
+        """Insert with the other waiting submissions (one statement), then publish."""
         future: asyncio.Future[list[Inserted]] = asyncio.get_running_loop().create_future()
         self._waiting.append((tasks, future))
         if self._flusher is None or self._flusher.done():

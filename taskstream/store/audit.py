@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ..core.audit import Broken, Checker, Entry, Row
+from ..core.audit import Actor, Broken, Checker, Entry, Row
 from ..core.errors import StoreUnavailable
 from . import queries
 from .database import acquire
@@ -29,6 +29,14 @@ async def append(conn: asyncpg.Connection[Any], entries: Sequence[Entry]) -> Non
     )  # fmt: skip
     if await conn.fetchval(Q["append"], *cols) != len(entries):  # a tenant without a head
         raise StoreUnavailable("the audit log refused entries: a tenant has no audit head")
+
+
+async def record(
+    conn: asyncpg.Connection[Any], by: Actor | None, tenant_id: UUID, action: str, target: str
+) -> None:
+    """One call's entry, in ``conn``'s transaction; nothing when nobody is named (``by``)."""
+    if by is not None:
+        await append(conn, [by.entry(tenant_id, action, target)])
 
 
 class AuditStore:

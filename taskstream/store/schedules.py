@@ -13,7 +13,7 @@ import msgspec
 from ..core.audit import Actor
 from ..core.errors import Conflict, NotFound
 from . import queries
-from .audit import append
+from .audit import record
 from .database import acquire, translate_errors
 from .tasks import record_queue
 
@@ -91,8 +91,7 @@ class ScheduleStore:
             # the NOTIFY is delivered at commit.
             if queue is not None:
                 await record_queue(conn, row.tenant_id, queue)
-            if by is not None:
-                await append(conn, [by.entry(row.tenant_id, "schedule.create", row.name)])
+            await record(conn, by, row.tenant_id, "schedule.create", row.name)
         return _row(got)
 
     @staticmethod
@@ -139,8 +138,7 @@ class ScheduleStore:
             )
             if got is None:
                 raise NotFound("schedule not found", code="schedule_not_found")
-            if by is not None:
-                await append(conn, [by.entry(row.tenant_id, action, row.name)])
+            await record(conn, by, row.tenant_id, action, row.name)
         return _row(got)
 
     async def delete(self, tenant_id: UUID, schedule_id: UUID, *, by: Actor | None = None) -> None:
@@ -148,8 +146,7 @@ class ScheduleStore:
             name = await conn.fetchval(Q["delete_schedule"], tenant_id, schedule_id)
             if name is None:
                 raise NotFound("schedule not found", code="schedule_not_found")
-            if by is not None:
-                await append(conn, [by.entry(tenant_id, "schedule.delete", name)])
+            await record(conn, by, tenant_id, "schedule.delete", name)
 
     async def fire_due(
         self,

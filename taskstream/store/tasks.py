@@ -17,7 +17,7 @@ from ..core.crypto import Keyring
 from ..core.errors import Conflict, NotFound
 from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, TaskRecord, TaskStatus
 from . import queries
-from .audit import append
+from .audit import append, record
 from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
 from .rows import Rows, dispatches
 
@@ -239,8 +239,8 @@ class TaskStore:
         """``by``: recorded in the audit log in the same transaction."""
         async with acquire(self.pool, tenant_id) as conn, conn.transaction():
             row = await conn.fetchrow(Q["cancel_task"], tenant_id, task_id)
-            if row is not None and by is not None:
-                await append(conn, [by.entry(tenant_id, "task.cancel", str(task_id))])
+            if row is not None:
+                await record(conn, by, tenant_id, "task.cancel", str(task_id))
             if row is None:
                 current = await conn.fetchrow(Q["get_task"], tenant_id, task_id)
                 if current is None:

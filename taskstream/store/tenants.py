@@ -21,7 +21,7 @@ from ..core.audit import Actor
 from ..core.errors import Conflict, NotFound, Unprocessable
 from ..core.ids import uuid7
 from . import queries
-from .audit import append
+from .audit import record
 from .database import acquire
 
 Q = queries.load("tenants")
@@ -217,8 +217,7 @@ class TenantStore:
             if tenant_id is None:
                 raise Conflict(f"tenant {name!r} already exists", code="tenant_exists")
             tenant_id = UUID(str(tenant_id))
-            if by is not None:
-                await append(conn, [by.entry(tenant_id, "tenant.create", name)])
+            await record(conn, by, tenant_id, "tenant.create", name)
         return tenant_id
 
     async def update_tenant(
@@ -239,8 +238,7 @@ class TenantStore:
             row = await conn.fetchrow(Q["update_tenant"], name, *args)
             if row is None:
                 raise NotFound(f"no tenant named {name!r}", code="tenant_not_found")
-            if by is not None:
-                await append(conn, [by.entry(row["id"], "tenant.update", name)])
+            await record(conn, by, row["id"], "tenant.update", name)
         return _info(row)
 
     async def list_tenants(self) -> list[TenantInfo]:
@@ -308,8 +306,7 @@ class TenantStore:
             row = await conn.fetchrow(
                 Q["create_key"], uuid7(), tenant_id, prefix, hash_secret(secret), role, expires_in_s
             )
-            if by is not None:
-                await append(conn, [by.entry(tenant_id, "key.create", f"{prefix} ({role})")])
+            await record(conn, by, tenant_id, "key.create", f"{prefix} ({role})")
         return IssuedKey(key=f"tsk_{prefix}_{secret}", info=KeyInfo(**dict(row)))
 
     async def create_key(
@@ -374,8 +371,7 @@ class TenantStore:
             row = await conn.fetchrow(Q["revoke_key"], prefix, tenant_id)
             if row is None:
                 raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
-            if by is not None:
-                await append(conn, [by.entry(tenant_id, "key.revoke", prefix)])
+            await record(conn, by, tenant_id, "key.revoke", prefix)
         return KeyInfo(**dict(row))
 
     async def revoke_any(self, prefix: str, *, by: Actor | None = None) -> tuple[str, KeyInfo]:
@@ -387,6 +383,5 @@ class TenantStore:
                 raise NotFound(f"no key with prefix {prefix!r}", code="key_not_found")
             fields = dict(row)
             tenant_id = fields.pop("tenant_id")
-            if by is not None:
-                await append(conn, [by.entry(tenant_id, "key.revoke", prefix)])
+            await record(conn, by, tenant_id, "key.revoke", prefix)
         return fields.pop("tenant"), KeyInfo(**fields)

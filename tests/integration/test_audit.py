@@ -39,7 +39,7 @@ async def test_submissions_and_calls_are_recorded(
     prefix = acme.key.split("_")[1]
     r = await api.post(
         "/v1/tasks", json={"type": "examples.noop", "payload": {}},
-        headers={**acme.auth("submitter"), "X-Request-Id": "req-one"},
+        headers={**acme.auth("submitter"), "X-Correlation-Id": "req-one"},
     )  # fmt: skip
     one = r.json()["id"]
     r = await api.post(

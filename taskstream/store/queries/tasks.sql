@@ -9,8 +9,9 @@
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
 -- resolved by the caller (same body -> the original task, other body -> 409). A task without a
 -- region ($15) takes its tenant's home region (TaskStore records a new (tenant, queue, region)
--- in `queues` before the tasks are published). The tasks created with an audit entry ($16-$20: task id, time, actor, request id, digest) are recorded
--- in the audit log in the same statement, so in the same commit (the chain: AUDIT_CHAIN).
+-- in `queues` before the tasks are published). The tasks created with an audit entry ($16-$20:
+-- task id, time, actor, request id, digest) are recorded in the audit log in the same statement,
+-- so in the same commit (the chain: queries.AUDIT_CHAIN).
 WITH ins AS (
     INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
                        timeout_s, idempotency_key, request_hash, correlation_id, run_at,
