@@ -15,6 +15,7 @@ from .core.config import Settings, region_names
 from .core.crypto import keyring
 from .core.errors import ProblemError, TaskstreamError
 from .lifecycle import add_verbs, cli_actor, cmd_migrate, progress
+from .observability import tracing
 from .observability.logging import configure
 from .runtime import run_async
 from .tables import aligned, when
@@ -280,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskstream: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.log_level)
+    try:  # OTEL_TRACES_EXPORTER: nothing of OpenTelemetry is imported without it
+        tracing.configure(f"taskstream-{args.verb}")
+    except ValueError as exc:
+        print(f"taskstream: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     try:
         code: int = args.fn(settings, args)
     except ProblemError as exc:

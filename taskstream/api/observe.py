@@ -6,7 +6,8 @@ structlog's context for the request (every log line about it carries ``correlati
 with the tasks it submits, and echoed on the response. Each
 request is counted by route template (never the path: ids would make a series per task), method
 and status, and timed. A few microseconds a request: one header scan, a counter and a
-histogram observation.
+histogram observation. With tracing on (``observability/tracing.py``) each request is a server
+span, named by its route.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from ..observability import tracing
 from ..observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 from .guards import refusal
 
@@ -71,7 +73,14 @@ class Observe:
         tokens = bind_contextvars(correlation_id=cid)
         started = time.perf_counter()
         try:
-            await app(scope, receive, send_with_id)
+            if tracing.TRACER is None:
+                await app(scope, receive, send_with_id)
+            else:
+                with tracing.request_span(scope) as span:
+                    try:
+                        await app(scope, receive, send_with_id)
+                    finally:
+                        tracing.end_request(span, scope.get("path_template", UNMATCHED), status)
         finally:
             key = (scope.get("path_template", UNMATCHED), scope["method"], status)
             series = self._series.get(key)

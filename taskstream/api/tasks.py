@@ -6,21 +6,26 @@ from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 import msgspec
+import structlog
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from ..core.errors import Conflict, InvalidRequest, NotFound, ProblemError, Unprocessable
-from ..core.models import TaskStatus
+from ..core.models import NewTask, TaskStatus
 from ..core.rbac import Action
+from ..observability import logging, tracing
 from ..observability.metrics import TASKS_SUBMITTED
+from ..store.tasks import Inserted
 from .auth import actor
 from .body import decode_body
 from .intake import build, now_utc
 from .observe import correlation_id
 from .openapi import BEARER, problems, request_body
 from .schemas import BatchItem, BatchOut, SubmitBatch, SubmitTask, TaskOut, TaskPage
+
+log = structlog.get_logger("taskstream.api")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 Cursor = Annotated[
@@ -65,6 +70,22 @@ def _correlation_id(request: Request[Any, Any, Any]) -> str | None:
     return correlation_id(request.scope)
 
 
+async def _submit(state: Any, news: list[NewTask]) -> list[Inserted]:
+    """Commit and publish ``news`` in a producer span (tracing on: its context is stored with
+    each task); counted, and logged per task at debug level (with the request's correlation id
+    from the log context)."""
+    one = news[0] if len(news) == 1 else None
+    with tracing.send(one.queue if one else "batch", len(news), one and one.type) as parent:
+        if parent is not None:
+            news = [msgspec.structs.replace(n, trace_context=parent) for n in news]
+        results: list[Inserted] = await state.intake.submit(news)
+    TASKS_SUBMITTED.inc(sum(r.created for r in results))
+    if logging.DEBUG:
+        for r in results:
+            log.debug("task submitted", task_id=str(r.task.id), created=r.created)
+    return results
+
+
 @post(
     "/v1/tasks",
     summary="Submit a task",
@@ -89,8 +110,7 @@ async def submit_task(request: Request[Any, Any, Any]) -> Response[TaskOut]:
         body, who.tenant_id, state.catalog, state.settings, _correlation_id(request), now, by
     )
     await state.limits.admit_tasks(who.tenant_id, 1)  # 503 queue_full: nothing written
-    (result,) = await state.intake.submit([new])
-    TASKS_SUBMITTED.inc(int(result.created))
+    (result,) = await _submit(state, [new])
     if result.conflict:
         raise Conflict(
             "idempotency key was already used with a different request body",
@@ -134,8 +154,7 @@ async def submit_batch(request: Request[Any, Any, Any], state: State) -> BatchOu
             errors=errors,
         )
     await state.limits.admit_tasks(who.tenant_id, len(news))  # all or nothing
-    results = await state.intake.submit(news)
-    TASKS_SUBMITTED.inc(sum(r.created for r in results))
+    results = await _submit(state, news)
     items = [
         BatchItem(
             status=409,

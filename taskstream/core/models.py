@@ -83,6 +83,7 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     visibility_timeout_s: float | None = None  # None: the deployment's default
     audit: Entry | None = None  # recorded in the audit log with the task, when created
     region: str | None = None  # None: the tenant's home region (if it has one)
+    trace_context: str | None = None  # the submit span's W3C traceparent (tracing on)
 
 
 class Dispatch(msgspec.Struct, frozen=True, array_like=True):
@@ -113,6 +114,7 @@ class ClaimedTask(msgspec.Struct, frozen=True, kw_only=True):
     run_unix: float
     lease_s: float  # this task's visibility timeout
     unreadable: str | None = None  # why the payload did not open (a missing or wrong key)
+    trace_context: str | None = None  # the submit's W3C traceparent: attempts join its trace
 
 
 class Finish(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,9 +7,14 @@ import sys
 
 import structlog
 
+# Whether debug lines are written: a loop that would log each task asks this first.
+DEBUG = False
+
 
 def configure(fmt: str = "json", level: str = "info") -> None:
+    global DEBUG
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    DEBUG = numeric <= logging.DEBUG
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if fmt == "console"

@@ -19,6 +19,7 @@ from ..core.errors import Unavailable
 from ..core.ids import uuid7
 from ..core.models import Dispatch, NewTask, Priority, TaskRecord, TaskStatus
 from ..core.schedule import Misfire, plan
+from ..observability import tracing
 from ..store.schedules import ScheduleRow, ScheduleStore
 from ..store.tasks import TaskStore
 from .leader import Leader
@@ -53,27 +54,30 @@ def fire_tasks(row: ScheduleRow, fires: list[datetime]) -> list[NewTask]:
     by = Actor(name=f"schedule:{row.name}", request_id=None, at=datetime.now(UTC))
     out = []
     for moment in fires:
-        key = fire_key(row, moment)
-        task_id = uuid7()
-        out.append(
-            NewTask(
-                id=task_id,
-                tenant_id=row.tenant_id,
-                type=t.type,
-                queue=t.queue,
-                priority=Priority.parse(t.priority),
-                payload_json=bytes(t.payload),
-                max_attempts=t.max_attempts,
-                timeout_s=t.timeout_s,
-                idempotency_key=key,
-                request_hash=hashlib.sha256(key.encode()).digest(),
-                # Each fire a correlation id of its own, naming the schedule.
-                correlation_id=f"schedule:{row.name}:{os.urandom(6).hex()}",
-                run_at=None,
-                audit=by.entry(row.tenant_id, "task.submit", str(task_id)),
-            )
-        )
+        with tracing.send(t.queue, 1, t.type) as parent:  # each fire a trace of its own
+            out.append(_fire(row, t, fire_key(row, moment), by, parent))
     return out
+
+
+def _fire(row: ScheduleRow, t: TaskTemplate, key: str, by: Actor, parent: str | None) -> NewTask:
+    task_id = uuid7()
+    return NewTask(
+        id=task_id,
+        tenant_id=row.tenant_id,
+        type=t.type,
+        queue=t.queue,
+        priority=Priority.parse(t.priority),
+        payload_json=bytes(t.payload),
+        max_attempts=t.max_attempts,
+        timeout_s=t.timeout_s,
+        idempotency_key=key,
+        request_hash=hashlib.sha256(key.encode()).digest(),
+        # Each fire a correlation id of its own, naming the schedule.
+        correlation_id=f"schedule:{row.name}:{os.urandom(6).hex()}",
+        run_at=None,
+        audit=by.entry(row.tenant_id, "task.submit", str(task_id)),
+        trace_context=parent,
+    )
 
 
 class Cron:
@@ -107,6 +111,14 @@ class Cron:
             if fires:
                 inserted = await self.tasks.insert_many(fire_tasks(row, fires), conn=conn)
                 created.extend(i.task for i in inserted if i.created)
+                for i in inserted:
+                    log.info(
+                        "schedule fired",
+                        schedule=row.name,
+                        task_id=str(i.task.id),
+                        correlation_id=i.task.correlation_id,
+                        created=i.created,
+                    )
             lag_ms = (moment - fires[-1]).total_seconds() * 1000 if fires else None
             if lag_ms is not None:
                 self.lag_s = lag_ms / 1000

@@ -13,7 +13,7 @@ from ..core.crypto import PAYLOAD, RESULT, Keyring
 from ..core.errors import SealBroken, SealKeyMissing
 from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, Priority, TaskRecord, TaskStatus
 
-INSERT_COLUMNS = 15
+INSERT_COLUMNS = 16
 AUDIT_COLUMNS = 5
 
 
@@ -85,6 +85,7 @@ class Rows:
             run_unix=r["run_unix"],
             lease_s=r["lease_s"],
             unreadable=unreadable,
+            trace_context=r["trace_context"],
         )
 
     def columns(self, tasks: Sequence[NewTask]) -> list[list[Any]]:
@@ -95,7 +96,7 @@ class Rows:
             rows.append((
                 t.id, t.tenant_id, t.type, t.queue, int(t.priority), payload, t.max_attempts,
                 t.timeout_s, t.idempotency_key, t.request_hash, t.correlation_id, t.run_at,
-                t.visibility_timeout_s, kid, t.region,
+                t.visibility_timeout_s, kid, t.region, t.trace_context,
             ))  # fmt: skip
         if not rows:
             return [[] for _ in range(INSERT_COLUMNS + AUDIT_COLUMNS)]

@@ -16,6 +16,7 @@ from ..core.audit import Actor
 from ..core.crypto import Keyring
 from ..core.errors import Conflict, NotFound
 from ..core.models import ClaimedTask, Dispatch, Finish, NewTask, TaskRecord, TaskStatus
+from ..observability import logging
 from . import queries
 from .audit import append, record
 from .database import CUSTOM_PLANS, Scope, acquire, translate_errors
@@ -361,7 +362,11 @@ class TaskStore:
     async def promote_due(self, limit: int) -> list[Dispatch]:
         """Move due scheduled tasks to pending (committed); the caller publishes them."""
         async with acquire(self.pool) as conn:
-            return dispatches(await conn.fetch(Q["promote_due"], limit))
+            rows = await conn.fetch(Q["promote_due"], limit)
+        if logging.DEBUG:
+            for r in rows:
+                log.debug("task promoted", task_id=str(r["id"]), correlation_id=r["correlation_id"])
+        return dispatches(rows)
 
     async def relay_unpublished(self, limit: int, grace_s: float, publish: Publish) -> int:
         return await self._publish_in_tx(Q["relay_unpublished"], publish, limit, grace_s)

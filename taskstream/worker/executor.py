@@ -12,14 +12,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+import structlog
 
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Fail, Outcome, OutcomeKind, Retry
 from ..core.retry import RetryPolicy, next_run_at
+from ..observability import tracing
 from .context import TaskContext
 from .registry import TaskDefinition
 from .storable import MAX_ERROR_CHARS, result_problem, storable_text
 
+log = structlog.get_logger("taskstream.worker")
 _encode = msgspec.json.Encoder().encode
 # A retry's delay is capped so its date stays inside datetime's (and PostgreSQL's) range.
 MAX_RETRY_DELAY_S = 100 * 365 * 86_400.0
@@ -31,6 +34,34 @@ def _error_text(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[-3:]
     where = "".join(traceback.format_list(frames)).rstrip()
     return (f"{message}\n{where}" if where else message)[:MAX_ERROR_CHARS]
+
+
+async def attempt(
+    definition: TaskDefinition | None,
+    ctx: TaskContext,
+    task: ClaimedTask,
+    threads: Executor | None,
+    max_result_bytes: int,
+) -> Outcome:
+    """One attempt of a claimed task: its handler run (in a consumer span with tracing on), or
+    why it cannot run here (retried: another worker may have the handler or the key)."""
+    if definition is None:
+        return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
+    if task.unreadable is not None:
+        return Outcome(kind=OutcomeKind.RETRY, error=task.unreadable)
+    log.debug("attempt started", attempt=task.attempt, type=task.type)
+    with tracing.process(task) as span:  # the handler's own spans nest inside
+        outcome = await execute(
+            definition,
+            ctx,
+            task.payload_json,
+            task.timeout_s,
+            threads=threads,
+            max_result_bytes=max_result_bytes,
+        )
+        tracing.ended(span, str(outcome.kind), outcome.error)
+    log.debug("attempt ended", outcome=str(outcome.kind))
+    return outcome
 
 
 async def execute(

@@ -27,7 +27,7 @@ from ..core.config import Settings
 from ..core.crypto import keyring
 from ..core.errors import BrokerUnavailable, Unavailable
 from ..core.models import ClaimedTask, Finish, TaskStatus
-from ..core.outcomes import Outcome, OutcomeKind
+from ..core.outcomes import OutcomeKind
 from ..core.retry import RetryPolicy
 from ..observability.exporter import export
 from ..observability.metrics import WORKER
@@ -40,10 +40,10 @@ from ..store.transactions import AttemptTransaction
 from ..store.workers import WorkerStore
 from .completer import Completer
 from .context import TaskContext
-from .executor import decide, execute
+from .executor import attempt, decide
 from .leases import MAX_LOOP_FAILURES, Heartbeat, Inflight
 from .meter import Meter
-from .registry import Registry, TaskDefinition
+from .registry import Registry
 from .slots import Slots
 from .storable import refused
 from .threads import DaemonThreads
@@ -351,7 +351,9 @@ class Worker:
             tx=tx,
         )
         try:
-            outcome = await self._outcome(definition, ctx, task)
+            outcome = await attempt(
+                definition, ctx, task, self.threads, self.settings.max_result_bytes
+            )
             # Jitter, not security: a PRNG is right here.
             policy = (definition.retry if definition else None) or self.policy
             finish = decide(outcome, task, policy, datetime.now(UTC), random.random())  # noqa: S311
@@ -377,22 +379,6 @@ class Worker:
             await asyncio.shield(tx.settle(commit=False))
             self._free(task.id)
             raise
-
-    async def _outcome(
-        self, definition: TaskDefinition | None, ctx: TaskContext, task: ClaimedTask
-    ) -> Outcome:
-        if definition is None:
-            return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
-        if task.unreadable is not None:  # another worker may have the key: retried
-            return Outcome(kind=OutcomeKind.RETRY, error=task.unreadable)
-        return await execute(
-            definition,
-            ctx,
-            task.payload_json,
-            task.timeout_s,
-            threads=self.threads,
-            max_result_bytes=self.settings.max_result_bytes,
-        )
 
     async def _finish_with_transaction(
         self, finish: Finish, slot: Inflight, tx: AttemptTransaction

@@ -9,31 +9,31 @@
 -- One statement for a whole group commit. Conflicting idempotency keys are skipped here and
 -- resolved by the caller (same body -> the original task, other body -> 409). A task without a
 -- region ($15) takes its tenant's home region (TaskStore records a new (tenant, queue, region)
--- in `queues` before the tasks are published). The tasks created with an audit entry ($16-$20:
--- task id, time, actor, request id, digest) are recorded in the audit log in the same statement,
--- so in the same commit (the chain: queries.AUDIT_CHAIN).
+-- in `queues` before the tasks are published). $16: the submit's trace context. The tasks
+-- created with an audit entry ($17-$21: task id, time, actor, request id, digest) are recorded
+-- in the audit log in the same statement, so in the same commit (the chain: queries.AUDIT_CHAIN).
 WITH ins AS (
     INSERT INTO tasks (id, tenant_id, type, queue, priority, status, payload, max_attempts,
                        timeout_s, idempotency_key, request_hash, correlation_id, run_at,
-                       visibility_timeout_s, payload_key, region)
+                       visibility_timeout_s, payload_key, region, trace_context)
     SELECT u.id, u.tenant_id, u.type, u.queue, u.priority,
            CASE WHEN u.run_at IS NULL OR u.run_at <= now() THEN 'pending' ELSE 'scheduled' END,
            u.payload::jsonb, u.max_attempts, u.timeout_s, u.idempotency_key, u.request_hash,
            u.correlation_id, coalesce(u.run_at, now()), u.visibility_timeout_s, u.payload_key,
-           coalesce(u.region, tn.region)
+           coalesce(u.region, tn.region), u.trace_context
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int2[], $6::text[],
                 $7::int4[], $8::float8[], $9::text[], $10::bytea[], $11::text[],
-                $12::timestamptz[], $13::float8[], $14::text[], $15::text[])
+                $12::timestamptz[], $13::float8[], $14::text[], $15::text[], $16::text[])
          AS u(id, tenant_id, type, queue, priority, payload, max_attempts, timeout_s,
               idempotency_key, request_hash, correlation_id, run_at, visibility_timeout_s,
-              payload_key, region)
+              payload_key, region, trace_context)
     LEFT JOIN tenants tn ON tn.id = u.tenant_id
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {task_columns}
 ), entries AS (
     SELECT ins.tenant_id, e.at, e.actor, 'task.submit'::text AS action, ins.id::text AS target,
            e.request_id, e.digest, e.ord
-    FROM unnest($16::uuid[], $17::timestamptz[], $18::text[], $19::text[], $20::bytea[])
+    FROM unnest($17::uuid[], $18::timestamptz[], $19::text[], $20::text[], $21::bytea[])
          WITH ORDINALITY AS e(id, at, actor, request_id, digest, ord)
     JOIN ins ON ins.id = e.id
 ), {audit_chain}
@@ -141,7 +141,7 @@ WITH prior AS (
     FROM prior
     WHERE t.id = prior.pid AND NOT prior.capped
     RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts,
-              t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id,
+              t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id, t.trace_context,
               extract(epoch FROM t.created_at)::float8 AS created_unix,
               extract(epoch FROM t.run_at)::float8 AS run_unix,
               coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s,
@@ -154,7 +154,7 @@ WITH prior AS (
 SELECT * FROM claimed
 UNION ALL
 SELECT pid, tid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       prior_status, true
+       NULL, prior_status, true
 FROM prior WHERE capped;
 
 -- name: lock_tenants
@@ -213,7 +213,7 @@ WITH prior AS (
     FROM ranked
     WHERE t.id = ranked.pid AND ranked.fits
     RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts,
-              t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id,
+              t.timeout_s, t.lease_epoch, t.idempotency_key, t.correlation_id, t.trace_context,
               extract(epoch FROM t.created_at)::float8 AS created_unix,
               extract(epoch FROM t.run_at)::float8 AS run_unix,
               coalesce(t.visibility_timeout_s, $3)::float8 AS lease_s,
@@ -287,7 +287,7 @@ SET status = 'processing', lease_epoch = t.lease_epoch + 1, lease_owner = $3,
 FROM ranked
 WHERE t.id = ranked.cid AND (ranked.free IS NULL OR ranked.n <= ranked.free)
 RETURNING t.id, t.tenant_id, t.type, t.queue, t.payload, t.payload_key, t.attempts, t.max_attempts, t.timeout_s,
-          t.lease_epoch, t.idempotency_key, t.correlation_id,
+          t.lease_epoch, t.idempotency_key, t.correlation_id, t.trace_context,
           extract(epoch FROM t.created_at)::float8 AS created_unix,
           extract(epoch FROM t.run_at)::float8 AS run_unix,
           coalesce(t.visibility_timeout_s, $4)::float8 AS lease_s;
@@ -348,7 +348,7 @@ UPDATE tasks t SET status = 'pending', published_at = NULL
 FROM (SELECT id FROM tasks WHERE status = 'scheduled' AND run_at <= now()
       ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS due
 WHERE t.id = due.id
-RETURNING t.id, t.tenant_id, t.queue, t.priority, t.region;
+RETURNING t.id, t.tenant_id, t.queue, t.priority, t.region, t.correlation_id;
 
 -- name: relay_unpublished
 -- Pending rows whose stream entry was never written (Redis down at submit or promotion, a
