@@ -42,3 +42,13 @@ EFFECTS_DDL = (
     " id bigserial PRIMARY KEY, task_id uuid NOT NULL, value int NOT NULL,"
     " lease_epoch bigint NOT NULL)"
 )
+
+
+@task("test.traced", queue="default")
+async def traced(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, str]:
+    """Opens a span of its own (tests/integration/test_tracing.py): it nests in the attempt's."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("testapp").start_as_current_span("render") as span:
+        span.set_attribute("task.id", str(ctx.task_id))
+        return {"traced": "yes"}
