@@ -74,11 +74,11 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_api(self, *extra: str) -> str:
+    def start_api(self, *extra: str, env: dict[str, str] | None = None) -> str:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.api_proc = self.start("api", "--port", str(port), *extra)
+        self.api_proc = self.start("api", "--port", str(port), *extra, env=env)
         self.api_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
