@@ -40,8 +40,9 @@ class Observe:
     """Typed loosely: Litestar's ASGI types are unions of TypedDicts, this reads one key of a
     few of them."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, counting: bool = True) -> None:
         self.app = app
+        self.counting = counting  # TASKSTREAM_METRICS: count and time requests
         self.refuse = refusal(INVALID, code="invalid_correlation_id")
         # The series of each (route, method, status), looked up once: bounded by the routes.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -82,14 +83,18 @@ class Observe:
                     finally:
                         tracing.end_request(span, scope.get("path_template", UNMATCHED), status)
         finally:
-            key = (scope.get("path_template", UNMATCHED), scope["method"], status)
-            series = self._series.get(key)
-            if series is None:
-                route, method, _ = key
-                series = self._series[key] = (
-                    HTTP_REQUESTS.labels(route, method, str(status)),
-                    HTTP_DURATION.labels(route, method),
-                )
-            series[0].inc()
-            series[1].observe(time.perf_counter() - started)
             reset_contextvars(**tokens)
+            if self.counting:
+                self._count(scope, status, started)
+
+    def _count(self, scope: Any, status: int, started: float) -> None:
+        key = (scope.get("path_template", UNMATCHED), scope["method"], status)
+        series = self._series.get(key)
+        if series is None:
+            route, method, _ = key
+            series = self._series[key] = (
+                HTTP_REQUESTS.labels(route, method, str(status)),
+                HTTP_DURATION.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - started)

@@ -79,7 +79,8 @@ async def _submit(state: Any, news: list[NewTask]) -> list[Inserted]:
         if parent is not None:
             news = [msgspec.structs.replace(n, trace_context=parent) for n in news]
         results: list[Inserted] = await state.intake.submit(news)
-    TASKS_SUBMITTED.inc(sum(r.created for r in results))
+    if state.settings.metrics:
+        TASKS_SUBMITTED.inc(sum(r.created for r in results))
     if logging.DEBUG:
         for r in results:
             log.debug("task submitted", task_id=str(r.task.id), created=r.created)

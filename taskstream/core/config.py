@@ -88,6 +88,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Age after which a pending row with no stream entry is published by the relay."""
     shutdown_grace_s: Seconds = 10.0
     """How long a stopping worker lets running tasks finish before handing them back."""
+    metrics: bool = True
+    """Count every request and attempt for `/metrics` (`http_requests_total`,
+    `tasks_completed_total`, ...). `false` leaves those out (depths and gauges are still
+    served); for measuring what counting costs."""
     log_format: Literal["json", "console"] = "json"
     """`json` (one object per line) or `console`."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -63,7 +63,9 @@ def configure(service: str, *, exporter: Any = None, env: Mapping[str, str] = os
     if exporter is not None:
         provider.add_span_processor(sdk_export.SimpleSpanProcessor(exporter))
     elif name == "console":
-        provider.add_span_processor(sdk_export.SimpleSpanProcessor(sdk_export.ConsoleSpanExporter()))
+        provider.add_span_processor(
+            sdk_export.SimpleSpanProcessor(sdk_export.ConsoleSpanExporter())
+        )
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

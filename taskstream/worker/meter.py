@@ -15,10 +15,12 @@ ENDED = {TaskStatus.COMPLETED: "completed", TaskStatus.SCHEDULED: "retry",
 
 
 class Meter:
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, counting: bool = True) -> None:
         self.stats = Stats(WORKER.values())
         self.concurrency = concurrency
         self.busy = 0
+        if not counting:  # TASKSTREAM_METRICS=false: slots and degraded mode only
+            self.started = self.ended = _nothing  # type: ignore[method-assign]
 
     def started(self, task: ClaimedTask) -> None:
         due = max(task.created_unix, task.run_unix)
@@ -39,3 +41,7 @@ class Meter:
         self.stats.set("worker_slots", ("busy",), busy)
         self.stats.set("worker_slots", ("free",), max(0, self.concurrency - busy))
         return self.stats.snapshot()
+
+
+def _nothing(*_: Any) -> None:
+    return None

@@ -77,7 +77,7 @@ class Worker:
         self.queues = queues
         self.region = region  # runs only this region's tasks (None: tasks without a region)
         self.metrics_port = metrics_port
-        self.meter = Meter(concurrency)
+        self.meter = Meter(concurrency, counting=settings.metrics)
         self._metrics_now = lambda: self.meter.snapshot(len(self.inflight), self.degraded)
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
