@@ -26,6 +26,7 @@ from ..store.task_types import CHANNEL, TaskTypeStore
 from ..store.tasks import TaskStore
 from ..store.tenants import TenantStore
 from ..store.workers import WorkerStore
+from . import ui
 from .audit import ROUTES as AUDIT_ROUTES
 from .auth import Authenticator
 from .catalog import Catalog
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> Litestar:
         *OPERATION_ROUTES,
         *KEY_ROUTES,
         *AUDIT_ROUTES,
+        *ui.routers(),  # the dashboard at /ui (api/ui/): pages, outside the OpenAPI document
     ]
     app = Litestar(
         route_handlers=handlers,
@@ -170,8 +172,9 @@ def create_app(settings: Settings) -> Litestar:
         after_request=add_rate_headers,
         request_max_body_size=settings.max_request_bytes,
         openapi_config=openapi_config(version("taskstream")),
+        template_config=ui.templates(),
         debug=False,
     )
     # Outside Litestar's own layers, so 404s and problems are counted and carry the id too.
-    app.asgi_handler = Observe(app.asgi_handler)
+    app.asgi_handler = Observe(app.asgi_handler, counting=settings.metrics)
     return app
