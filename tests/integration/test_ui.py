@@ -259,7 +259,14 @@ async def test_bad_input_is_a_4xx_page(ui: Client, tenants: dict[str, Tenant]) -
     r = await ui.post("/ui/dead-letters/replay", data={"csrf": token, "ids": "x"})
     assert r.status_code == 400
     # An open redirect after sign-in is not possible: anything but a /ui path goes to /ui.
-    for target in ("https://evil.example/ui", "//evil.example/ui", "/v1/tasks", "/\\evil"):
+    for target in (
+        "https://evil.example/ui",
+        "//evil.example/ui",
+        "/v1/tasks",
+        "/\\evil",
+        "/ui\r\nSet-Cookie: a=b",
+        "/ui/tasks é",
+    ):
         r = await ui.post("/ui/sign-in", data={"key": tenants["acme"].key, "next": target})
         assert r.headers["location"] == "/ui", target
 

@@ -4,6 +4,7 @@ REST route that does the same needs, and is recorded in the audit log the same w
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -32,6 +33,7 @@ from .session import (
     signed_out,
 )
 
+_PLAIN = re.compile(r"[\x21-\x7e]+")  # printable ASCII: nothing that could break a header
 MAX_REPLAY = 1000  # one bulk replay, as POST /v1/dead-letters/replay allows
 Next = Annotated[str | None, QueryParameter(max_length=500)]
 # Why the sign-in page is shown, by name (never text from the query string).
@@ -43,7 +45,7 @@ REASONS = {
 
 def _next(value: str | None) -> str:
     """Where to go after signing in: a dashboard path of this site, never another site."""
-    if not value:
+    if not value or not _PLAIN.fullmatch(value):
         return "/ui"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or "\\" in value or not parts.path.startswith("/ui"):
