@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
+from . import __version__
 from .core.config import Settings, region_names
 from .core.crypto import keyring
 from .core.errors import ProblemError, TaskstreamError
@@ -19,6 +20,7 @@ from .observability import tracing
 from .observability.logging import configure
 from .runtime import run_async
 from .tables import aligned, when
+from .task_cli import add_task_verbs
 from .tenant_cli import add_tenant_verbs, with_tenants
 
 if TYPE_CHECKING:
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskstream", description="Durable multi-tenant task queue (PostgreSQL + Redis)."
     )
+    parser.add_argument("--version", action="version", version=f"taskstream {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, fn: Callable[..., int], help_: str) -> argparse.ArgumentParser:
@@ -268,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     kr = key_verbs.add_parser("revoke", help="revoke a key: refused within the cache TTL")
     kr.add_argument("prefix", help="the key's prefix (the part after tsk_)")
     kr.set_defaults(fn=cmd_key_revoke)
+    add_task_verbs(verb)  # tasks, queues, workers, dlq, schedules: over the API (task_cli.py)
     return parser
 
 
