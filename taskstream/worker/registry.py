@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, get_type_hints
 
 import msgspec
 
@@ -17,7 +18,13 @@ from ..core.errors import HandlerError
 from ..core.retry import RetryPolicy
 from ..store.task_types import TaskTypeRow
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:  # the client (and httpx) is never imported by a worker
+    from ..client import AsyncClient, Client, Task
+
+P = TypeVar("P", contravariant=True)
+R = TypeVar("R", covariant=True)
+P_ = TypeVar("P_")
+R_ = TypeVar("R_")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")
 QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 ANY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
@@ -56,6 +63,31 @@ def _payload_type(fn: Callable[..., Any]) -> type | None:
     raise HandlerError(f"{fn.__qualname__}: payload must be a msgspec.Struct or dict, not {hint}")
 
 
+class Handler(Protocol[P, R]):
+    """What ``@task`` returns: the function itself, which clients can also submit, typed by
+    its payload: ``send_email.submit(client, SendEmail(...))`` (``asubmit`` with an
+    AsyncClient); ``options`` are ``Client.submit``'s (queue, priority, delay_s...)."""
+
+    def __call__(self, ctx: Any, payload: P, /) -> R: ...
+
+    def submit(self, client: Client, payload: P, /, **options: Any) -> Task: ...
+
+    async def asubmit(self, client: AsyncClient, payload: P, /, **options: Any) -> Task: ...
+
+
+def _submittable(fn: Callable[[Any, P_], R_], name: str) -> Handler[P_, R_]:
+    def submit(client: Client, payload: Any, /, **options: Any) -> Task:
+        return client.submit(name, payload, **options)
+
+    async def asubmit(client: AsyncClient, payload: Any, /, **options: Any) -> Task:
+        return await client.submit(name, payload, **options)
+
+    with contextlib.suppress(AttributeError):  # a bound method takes no attributes
+        fn.submit = submit  # type: ignore[attr-defined]
+        fn.asubmit = asubmit  # type: ignore[attr-defined]
+    return cast("Handler[P_, R_]", fn)
+
+
 class Registry:
     def __init__(self) -> None:
         self._defs: dict[str, TaskDefinition] = {}
@@ -90,14 +122,14 @@ class Registry:
         visibility_timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
         max_attempts: int | None = None,
-    ) -> Callable[[F], F]:
+    ) -> Callable[[Callable[[Any, P_], R_]], Handler[P_, R_]]:
         """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
         if not NAME.fullmatch(name):
             raise HandlerError(f"invalid task type name {name!r}")
         if not QUEUE.fullmatch(queue):
             raise HandlerError(f"invalid queue name {queue!r}")
 
-        def register(fn: F) -> F:
+        def register(fn: Callable[[Any, P_], R_]) -> Handler[P_, R_]:
             payload_type = _payload_type(fn)
             existing = self._defs.get(name)
             if existing is not None and existing.fn is not fn:
@@ -114,7 +146,7 @@ class Registry:
                 is_async=inspect.iscoroutinefunction(fn),
                 decoder=msgspec.json.Decoder(payload_type or dict[str, Any]),
             )
-            return fn
+            return _submittable(fn, name)
 
         return register
 

@@ -36,7 +36,7 @@ from taskstream.client import (
 )
 from taskstream.core.config import Settings
 from taskstream.core.models import TaskStatus
-from taskstream.examples.tasks import Echo
+from taskstream.examples.tasks import Echo, echo
 from taskstream.services import api_service
 from taskstream.store.database import create_pool
 from taskstream.store.tenants import TenantLimits, TenantStore
@@ -156,7 +156,7 @@ def served(settings: Settings) -> Iterator[Served]:
 
 def test_submit_wait_get_and_attempts(served: Served) -> None:
     with served.client() as client:
-        task = client.submit("examples.echo", Echo(message="hi"), priority="high")
+        task = echo.submit(client, Echo(message="hi"), priority="high")  # @task's typed helper
         assert task.status is TaskStatus.PENDING and task.priority == "high"
         assert task.payload == {"message": "hi"}
         assert task.idempotency_key is not None  # made by the client: retries cannot duplicate
@@ -372,7 +372,7 @@ def test_a_lost_answer_is_retried_with_the_same_key(served: Served) -> None:
 
 async def test_the_async_client_does_the_same(served: Served) -> None:
     async with AsyncClient(served.url, served.keys["admin"]) as client:
-        task = await client.submit("examples.echo", Echo(message="async"))
+        task = await echo.asubmit(client, Echo(message="async"))
         done = await client.wait(task.id, timeout_s=20)
         assert done.result == {"echo": "async", "attempt": 1}
         assert (await client.get(task.id)).status is TaskStatus.COMPLETED
