@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test lint bench bench-fairness bench-lifecycle clean
+.PHONY: install dev test lint bench bench-fairness bench-lifecycle bench-client clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ bench-fairness: install
 # Issue 13's lifecycle phase alone (~2-4 min): drains with audit + encryption off and on, paired.
 bench-lifecycle: install
 	$(BIN)/python bench/e2e.py --phases lifecycle $(BENCH_ARGS)
+
+# Issue 15's client overhead alone (~2 min): Client.submit vs a bare httpx loop, paired rounds
+# against one API process; the median client/raw ratio must stay below 1.10.
+bench-client: install
+	$(BIN)/python bench/client_overhead.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .taskstream .pytest_cache .mypy_cache .ruff_cache
