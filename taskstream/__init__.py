@@ -3,9 +3,16 @@
 The public surface for handler authors::
 
     from taskstream import task, TaskContext, Retry, Fail
+
+and for applications that submit tasks (``taskstream.client``, loaded on first use: workers
+never import httpx)::
+
+    from taskstream import Client, AsyncClient
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .core.errors import TaskstreamError
 from .core.models import Priority, TaskStatus
@@ -14,9 +21,15 @@ from .core.retry import RetryPolicy
 from .worker.context import TaskContext
 from .worker.registry import task
 
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+
 __version__ = "0.1.0"
+_CLIENT_NAMES = frozenset({"AsyncClient", "Client"})
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "Fail",
     "Priority",
     "Retry",
@@ -27,3 +40,12 @@ __all__ = [
     "__version__",
     "task",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Client`` and ``AsyncClient``, imported when first asked for."""
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'taskstream' has no attribute {name!r}")

@@ -6,6 +6,8 @@ drivers."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 CLIENT = Path(__file__).resolve().parents[3] / "taskstream" / "client"
@@ -37,3 +39,25 @@ def test_the_client_imports_nothing_of_the_server() -> None:
 def test_httpx_is_imported_only_at_the_boundary() -> None:
     users = {p.name for p in CLIENT.glob("*.py") if "httpx" in _imports(p)}
     assert users == {"transport.py", "sync.py", "aio.py"}
+
+
+def test_only_the_client_imports_httpx_in_the_package() -> None:
+    package = CLIENT.parent
+    users = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if "httpx" in _imports(p) and p.parent != CLIENT
+    }
+    assert users == set()
+
+
+def test_importing_the_package_or_a_worker_loads_no_httpx() -> None:
+    """``taskstream.Client`` is resolved on first use; a worker process never pays for httpx."""
+    code = (
+        "import sys, taskstream, taskstream.worker.runner, taskstream.cli; "
+        "assert 'httpx' not in sys.modules, 'httpx loaded'; "
+        "from taskstream import Client; from taskstream.client import Client as C; "
+        "assert Client is C and 'httpx' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
