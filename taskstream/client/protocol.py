@@ -166,5 +166,5 @@ def _transport_error(plan: Plan, failure: Failure, sends: int) -> TransportError
     kind = RequestTimeout if failure.timed_out else TransportError
     tries = f" (after {sends} tries)" if sends > 1 else ""
     return kind(
-        f"{plan.method} {plan.path}: {failure.error or type(failure.error).__name__}{tries}"
+        f"{plan.method} {plan.path}: {str(failure.error) or type(failure.error).__name__}{tries}"
     )
