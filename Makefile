@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test lint bench bench-fairness bench-lifecycle bench-client clean
+.PHONY: install dev test lint bench bench-fairness bench-lifecycle bench-instrumentation prometheus bench-client clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,17 @@ bench-fairness: install
 # Issue 13's lifecycle phase alone (~2-4 min): drains with audit + encryption off and on, paired.
 bench-lifecycle: install
 	$(BIN)/python bench/e2e.py --phases lifecycle $(BENCH_ARGS)
+
+# Issue 14's instrumentation phase alone (~2-4 min): drains with TASKSTREAM_METRICS off and on.
+bench-instrumentation: install
+	$(BIN)/python bench/e2e.py --phases instrumentation $(BENCH_ARGS)
+
+# Debian's Prometheus (apt-get install prometheus) against a running `make dev`: it scrapes the
+# API, worker and scheduler with the alert rules loaded; http://127.0.0.1:9090/alerts.
+prometheus:
+	@test -f .taskstream/prometheus.yml || { echo "start 'make dev' first (it writes .taskstream/prometheus.yml)"; exit 1; }
+	@command -v prometheus >/dev/null || { echo "prometheus is not installed: sudo apt-get install prometheus"; exit 1; }
+	prometheus --config.file=.taskstream/prometheus.yml --storage.tsdb.path=.taskstream/prometheus --web.listen-address=127.0.0.1:9090
 
 # Issue 15's client overhead alone (~2 min): Client.submit vs a bare httpx loop, paired rounds
 # against one API process; the median client/raw ratio must stay below 1.10.

@@ -21,6 +21,8 @@ Phases (``--phases``, default all, in this order):
 * lifecycle (only when named, ~2 minutes; issue 13): the drain's pre-fill and drain rates with
   submissions audited and payloads sealed (B) and without (A), in alternating paired rounds,
   each drain on a deployment of its own; B/A of both rates.
+* instrumentation (only when named; issue 14): the same A/B drains with TASKSTREAM_METRICS off
+  (A) and on (B, the default): what counting every request and attempt costs.
 
 The run prints a table of every figure beside its target and the best peer's, and writes the
 full report as JSON. Every run has its own database and Redis key prefix, removed at the end,
@@ -64,7 +66,7 @@ from e2e_parts.environment import (
     shown_settings,
 )
 from e2e_parts.fairness import phase_fairness
-from e2e_parts.lifecycle import phase_lifecycle
+from e2e_parts.lifecycle import FEATURES, phase_ab
 from e2e_parts.paired import phase_paired
 from e2e_parts.peers import phase_peers
 from e2e_parts.processes import Cluster, log_summary, process_env
@@ -159,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tenant counts, one drain case each (1,100,1000)")  # fmt: skip
     g.add_argument("--fairness-reps", type=int,
                    help="drains per tenant count, median reported (3; quick 1)")  # fmt: skip
-    g = p.add_argument_group("lifecycle (issue 13; run only when named in --phases)")
+    g = p.add_argument_group("lifecycle and instrumentation (issues 13, 14; only when named)")
     g.add_argument("--lifecycle-rounds", type=int,
                    help="rounds of one drain of each variant, A/B order alternating "
                         "(3; quick 1)")  # fmt: skip
@@ -242,8 +244,9 @@ async def bench(cfg: Config, log_dir: Path) -> dict[str, Any]:
             await run_taskstream(cfg, stores, log_dir, report)
         if cfg.wants("fairness"):  # deployments of its own, after the main one is gone
             await run_fairness(cfg, srv, log_dir, report)
-        if cfg.wants("lifecycle"):  # the same
-            await run_lifecycle(cfg, srv, log_dir, report)
+        for phase in FEATURES:  # the same
+            if cfg.wants(phase):
+                await run_ab(phase, cfg, srv, log_dir, report)
         if cfg.wants("peers"):  # after taskstream's processes and data are gone
             await run_peers(cfg, srv, log_dir, report)
         if cfg.wants("paired"):
@@ -287,12 +290,15 @@ async def run_fairness(cfg: Config, srv: Servers, log_dir: Path, report: dict[st
         report["phase_errors"][f"fairness {part}"] = why
 
 
-async def run_lifecycle(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:
-    say(f"=== phase lifecycle ({cfg.lifecycle_rounds} round(s): audit + encryption off / on) ===")
-    await _recorded("lifecycle", report, phase_lifecycle(cfg, srv, log_dir / "lifecycle"))
+async def run_ab(
+    phase: str, cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]
+) -> None:
+    feature = FEATURES[phase]
+    say(f"=== phase {phase} ({cfg.lifecycle_rounds} round(s): {feature.label} off / on) ===")
+    await _recorded(phase, report, phase_ab(feature, cfg, srv, log_dir / phase))
     # A round that failed, or a variant that did not take, leaves the figures and fails the run.
-    for what, why in (report.get("lifecycle") or {}).get("errors", {}).items():
-        report["phase_errors"][f"lifecycle {what}"] = why
+    for what, why in (report.get(phase) or {}).get("errors", {}).items():
+        report["phase_errors"][f"{phase} {what}"] = why
 
 
 async def run_paired(cfg: Config, srv: Servers, log_dir: Path, report: dict[str, Any]) -> None:

@@ -30,12 +30,12 @@ def body_keys(prefix: str) -> tuple[str, str]:
 
 PHASES = (
     "drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired", "fairness",
-    "lifecycle",
+    "lifecycle", "instrumentation",
 )  # fmt: skip
 # Run only when named: `--phases all` (the default) is every other phase. The fairness phase
-# (issue 12, ~5 minutes) and the lifecycle phase (issue 13, ~2 minutes) build deployments of
-# their own.
-OPT_IN_PHASES = ("fairness", "lifecycle")
+# (issue 12, ~5 minutes), the lifecycle phase (issue 13, ~2 minutes) and the instrumentation
+# phase (issue 14, the same A/B drains) build deployments of their own.
+OPT_IN_PHASES = ("fairness", "lifecycle", "instrumentation")
 FAIRNESS_PARTS = ("skew", "tenants")
 DEFAULT_PHASES = tuple(p for p in PHASES if p not in OPT_IN_PHASES)
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")
@@ -122,7 +122,7 @@ class Config:
     fairness_tenants: tuple[int, ...]  # tenant counts, one drain case each, ascending
     fairness_reps: int  # drains of each tenant count; the median by steady rate is reported
     fairness_parts: tuple[str, ...]  # of FAIRNESS_PARTS
-    # lifecycle (issue 13): the drain with audited submissions and sealed payloads, and without
+    # lifecycle (issue 13) and instrumentation (issue 14): the drain with the feature on and off
     lifecycle_n: int  # tasks pre-filled per drain
     lifecycle_rounds: int  # rounds of one drain of each variant, the order alternating
 

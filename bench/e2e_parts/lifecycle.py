@@ -1,5 +1,8 @@
-"""Lifecycle (issue 13): what auditing every submission and sealing payloads cost on the hot
-path, both measured in one run, side by side.
+"""Paired A/B drains of a feature switched off (A) and on (B), in one run, side by side: the
+lifecycle phase (issue 13: auditing every submission and sealing payloads) and the
+instrumentation phase (issue 14: counting every request and attempt, TASKSTREAM_METRICS).
+
+Lifecycle:
 
 * A ("off"): the defaults, with ``TASKSTREAM_AUDIT_SUBMISSIONS=false`` and no
   ``TASKSTREAM_ENCRYPTION_KEYS``.
@@ -17,25 +20,31 @@ settings. Rounds alternate the order (A then B, then B then A), as the paired ph
 steady drift of the machine favours neither; B/A is taken within each round and the median round
 is reported with the spread. After each drain the run checks that the variant took: B's tasks
 all have a sealed payload and a `task.submit` audit row, A's none.
+
+Instrumentation: A ``TASKSTREAM_METRICS=false``, B ``true`` (the default), everything else the
+same; after each drain the API's /metrics (read with a metrics token of the run's) must count
+every submitted task in B and none in A.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 import secrets
 import statistics
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import httpx
 import msgspec
 
 from .config import LIFECYCLE_PAYLOAD, PEER_EMAIL, PEER_TYPE, Config
 from .console import say
 from .drain import Case, drain_once, register_types
 from .servers import Servers
-from .stack import deployment
+from .stack import Stack, deployment
 
 AUDIT_ENV = "TASKSTREAM_AUDIT_SUBMISSIONS"
 KEYS_ENV = "TASKSTREAM_ENCRYPTION_KEYS"
@@ -53,7 +62,23 @@ SELECT (SELECT count(*) FROM tasks) AS tasks,
 """
 
 
-def variant_env(variant: str, key: str) -> dict[str, str | None]:
+METRICS_ENV = "TASKSTREAM_METRICS"
+TOKEN_ENV = "TASKSTREAM_METRICS_TOKEN"
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """A feature measured off (A) against on (B)."""
+
+    phase: str  # the report's key and the log folder
+    issue: int
+    label: str  # what B turns on, for the report
+    shown: dict[str, dict[str, str]]  # each variant's settings, secrets masked
+    env: Callable[[str, str], dict[str, str | None]]  # (variant, the run's secret) -> settings
+    state: Callable[[Stack, str, str], Awaitable[dict[str, Any]]]  # checks after the drain
+
+
+def lifecycle_env(variant: str, key: str) -> dict[str, str | None]:
     """The variant's settings for every process of its deployment (None: removed, so a key in the
     caller's environment does not turn A's encryption on)."""
     if variant == "A":
@@ -61,44 +86,90 @@ def variant_env(variant: str, key: str) -> dict[str, str | None]:
     return {AUDIT_ENV: "true", KEYS_ENV: f"{KEY_ID}:{key}"}
 
 
+async def lifecycle_state(stack: Stack, variant: str, _secret: str) -> dict[str, Any]:
+    """How many of the deployment's tasks are sealed and audited, and whether that is what the
+    variant's settings promise (all of them in B, none in A)."""
+    row = await stack.pool.fetchrow(STATE_SQL)
+    tasks, sealed, audited = row["tasks"], row["sealed"], row["audited"]
+    want = tasks if variant == "B" else 0
+    return {
+        "tasks": tasks,
+        "as_configured": sealed == want and audited == want,
+        "checks": {"payloads sealed / tasks": f"{sealed:,} / {tasks:,}",
+                   "task.submit audit rows / tasks": f"{audited:,} / {tasks:,}"},
+    }  # fmt: skip
+
+
+def instrumentation_env(variant: str, token: str) -> dict[str, str | None]:
+    return {METRICS_ENV: "false" if variant == "A" else "true", TOKEN_ENV: token}
+
+
+async def instrumentation_state(stack: Stack, variant: str, token: str) -> dict[str, Any]:
+    """The API's count of submitted tasks against the tasks stored: all of them in B, 0 in A."""
+    tasks = await stack.pool.fetchval("SELECT count(*) FROM tasks")
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{stack.api_url}/metrics",
+                               headers={"Authorization": f"Bearer {token}"})).text  # fmt: skip
+    found = re.search(r"^tasks_submitted_total (\S+)$", text, flags=re.M)
+    counted = round(float(found.group(1))) if found else 0
+    return {
+        "tasks": tasks,
+        "as_configured": counted == (tasks if variant == "B" else 0),
+        "checks": {"tasks_submitted_total / tasks": f"{counted:,} / {tasks:,}"},
+    }
+
+
+LIFECYCLE = Feature(
+    "lifecycle", 13, "audit + sealing",
+    {"A": {AUDIT_ENV: "false", KEYS_ENV: "unset"},
+     "B": {AUDIT_ENV: "true", KEYS_ENV: f"{KEY_ID}:<32 random bytes>"}},
+    lifecycle_env, lifecycle_state,
+)  # fmt: skip
+INSTRUMENTATION = Feature(
+    "instrumentation", 14, "metrics counting",
+    {"A": {METRICS_ENV: "false"}, "B": {METRICS_ENV: "true"}},
+    instrumentation_env, instrumentation_state,
+)  # fmt: skip
+FEATURES = {f.phase: f for f in (LIFECYCLE, INSTRUMENTATION)}
+
+
 def payload_bytes() -> int:
     """The encoded size of one task's payload (the largest `n` makes it a byte or two longer)."""
     return len(msgspec.json.encode({"n": 0, "to": PEER_EMAIL, **LIFECYCLE_PAYLOAD}))
 
 
-async def phase_lifecycle(cfg: Config, srv: Servers, log_dir: Path) -> dict[str, Any]:
+async def phase_ab(feature: Feature, cfg: Config, srv: Servers, log_dir: Path) -> dict[str, Any]:
     """The rounds; a drain that fails ends them, with the rounds before it kept and the error in
     ``errors``."""
     ours = dataclasses.replace(cfg, drain_n=cfg.lifecycle_n)
     key = base64.b64encode(secrets.token_bytes(32)).decode()  # this run's; kept out of the report
+    name = feature.phase
     say(
-        f"lifecycle: {cfg.lifecycle_rounds} round(s) of a drain of each variant: "
+        f"{name}: {cfg.lifecycle_rounds} round(s) of a drain of each variant: "
         f"{cfg.lifecycle_n:,} {PEER_TYPE} tasks, {payload_bytes()}-byte payloads, "
-        f"{CASE.processes} worker processes; A: submissions not audited, no encryption key; "
-        "B: both on"
+        f"{CASE.processes} worker processes; A: {feature.label} off, B: on"
     )
     out: dict[str, Any] = {
+        "issue": feature.issue, "label": feature.label,
         "n": cfg.lifecycle_n, "body": PEER_TYPE, "processes": CASE.processes,
         "payload_bytes": payload_bytes(), "rounds_planned": cfg.lifecycle_rounds,
-        "variants": {"A": {AUDIT_ENV: "false", KEYS_ENV: "unset"},
-                     "B": {AUDIT_ENV: "true", KEYS_ENV: f"{KEY_ID}:<32 random bytes>"}},
-        "rounds": [], "errors": {},
+        "variants": feature.shown, "rounds": [], "errors": {},
     }  # fmt: skip
     for i in range(1, cfg.lifecycle_rounds + 1):
         order = ("A", "B") if i % 2 else ("B", "A")
-        say(f"lifecycle: round {i}/{cfg.lifecycle_rounds}: {order[0]} first")
+        say(f"{name}: round {i}/{cfg.lifecycle_rounds}: {order[0]} first")
         rnd: dict[str, Any] = {"round": i, "order": list(order)}
         try:
             for variant in order:
                 folder = log_dir / f"round-{i}-{variant}"
-                rnd[variant] = await one_drain(ours, srv, folder, variant, key)
+                rnd[variant] = await one_drain(feature, ours, srv, folder, variant, key)
         except Exception as exc:
-            say(f"lifecycle: round {i} failed: {type(exc).__name__}: {exc}")
+            say(f"{name}: round {i} failed: {type(exc).__name__}: {exc}")
             out["errors"][f"round {i}"] = f"{type(exc).__name__}: {exc}"
             break
         rnd["ratios"] = round_ratios(rnd)
         say(
-            f"lifecycle: round {i}: "
+            f"{name}: round {i}: "
             + "; ".join(
                 f"{name} A {rnd['A'][k] or 0:,} / B {rnd['B'][k] or 0:,} tasks/s "
                 f"(B/A {_x(rnd['ratios'][name])})"
@@ -108,42 +179,28 @@ async def phase_lifecycle(cfg: Config, srv: Servers, log_dir: Path) -> dict[str,
         out["rounds"].append(rnd)
     out["as_configured"] = all(r[v]["as_configured"] for r in out["rounds"] for v in VARIANTS)
     if out["rounds"] and not out["as_configured"]:
-        out["errors"]["check"] = "a variant's tasks were not sealed / audited as it was configured"
+        out["errors"]["check"] = f"a variant's {feature.label} was not as it was configured"
     out["summary"] = summarize(out["rounds"])
     return out
 
 
 async def one_drain(
-    cfg: Config, srv: Servers, folder: Path, variant: str, key: str
+    feature: Feature, cfg: Config, srv: Servers, folder: Path, variant: str, secret: str
 ) -> dict[str, Any]:
     """One drain of the variant on a deployment of its own; its state checked afterwards."""
     record: dict[str, Any] = {}
-    async with deployment(cfg, srv, folder, record, variant_env(variant, key)) as stack:
+    async with deployment(cfg, srv, folder, record, feature.env(variant, secret)) as stack:
         await register_types(stack)  # a worker once (types, warm-up), then stopped
-        say(f"lifecycle: variant {variant} ({VARIANTS[variant]})")
+        say(f"{feature.phase}: variant {variant} ({VARIANTS[variant]})")
         run = await drain_once(stack, CASE, LIFECYCLE_PAYLOAD)
-        state = await variant_state(stack.pool, variant)
+        state = await feature.state(stack, variant, secret)
+    checks = "; ".join(f"{k} {v}" for k, v in state["checks"].items())
     say(
-        f"lifecycle: {variant}: submit {run['prefill_rate']:,} tasks/s, drain "
-        f"{run['rate'] or 0:,} tasks/s; {state['sealed']:,} sealed and {state['audited']:,} "
-        f"audited of {state['tasks']:,} tasks"
+        f"{feature.phase}: {variant}: submit {run['prefill_rate']:,} tasks/s, drain "
+        f"{run['rate'] or 0:,} tasks/s; {checks}"
         + ("" if state["as_configured"] else " -- NOT AS CONFIGURED")
     )
     return {"variant": variant, **run, **state, "shutdown": record.get("shutdown")}
-
-
-async def variant_state(pool: asyncpg.Pool, variant: str) -> dict[str, Any]:
-    """How many of the deployment's tasks are sealed and audited, and whether that is what the
-    variant's settings promise (all of them in B, none in A)."""
-    row = await pool.fetchrow(STATE_SQL)
-    tasks, sealed, audited = row["tasks"], row["sealed"], row["audited"]
-    want = tasks if variant == "B" else 0
-    return {
-        "tasks": tasks,
-        "sealed": sealed,
-        "audited": audited,
-        "as_configured": sealed == want and audited == want,
-    }
 
 
 def round_ratios(rnd: dict[str, Any]) -> dict[str, float | None]:

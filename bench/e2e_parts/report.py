@@ -76,7 +76,8 @@ def render(r: dict[str, Any]) -> str:
     out += render_memory(r.get("memory"))
     out += render_large(r.get("large"))
     out += render_fairness(r.get("fairness"))
-    out += render_lifecycle(r.get("lifecycle"))
+    out += render_lifecycle(r.get("lifecycle"), "lifecycle")
+    out += render_lifecycle(r.get("instrumentation"), "instrumentation")
     out += render_peers(r.get("peers"))
     out += render_summary(r)
     out += render_shutdown(r)
@@ -375,8 +376,9 @@ def render_many_tenants(t: dict[str, Any] | None) -> list[str]:
     return grid(title, [f"{c['tenants']:,} tenant(s)" for c in cases], rows)
 
 
-def render_lifecycle(life: dict[str, Any] | None) -> list[str]:
-    """One column per drain, in the order they ran; then each rate's medians and B/A."""
+def render_lifecycle(life: dict[str, Any] | None, phase: str) -> list[str]:
+    """An A/B phase (lifecycle, instrumentation): one column per drain, in the order they ran;
+    then each rate's medians and B/A."""
     if not life:
         return []
     runs = [r[v] for r in life.get("rounds", []) for v in r["order"]]
@@ -397,16 +399,15 @@ def render_lifecycle(life: dict[str, Any] | None) -> list[str]:
                                               f"{x['retried']}" for x in runs]),
             ("body executions / distinct", [f"{x.get('executions', 0):,} / "
                                             f"{x.get('unique', 0):,}" for x in runs]),
-            ("payloads sealed / tasks", [f"{x['sealed']:,} / {x['tasks']:,}" for x in runs]),
-            ("task.submit audit rows / tasks", [f"{x['audited']:,} / {x['tasks']:,}"
-                                                for x in runs]),
+            *[(check, [x["checks"][check] for x in runs]) for check in runs[0]["checks"]],
             row("as configured", "as_configured"),
         ]  # fmt: skip
         rows += cpu_rows([x["prefill_cpu"] for x in runs], "pre-fill ")
         rows += cpu_rows([x["cpu"] for x in runs], "drain ")
         v = life["variants"]
         title = (
-            f"Lifecycle (issue 13): {life['n']:,} {life['body']} tasks "
+            f"{phase.capitalize()} (issue {life['issue']}, {life['label']}): {life['n']:,} "
+            f"{life['body']} tasks "
             f"({life['payload_bytes']}-byte payloads) pre-filled, then {life['processes']} worker "
             f"processes; A: {_env(v['A'])}; B: {_env(v['B'])}; a deployment per drain"
         )
@@ -423,11 +424,15 @@ def render_lifecycle(life: dict[str, Any] | None) -> list[str]:
             ]  # fmt: skip
         out += section("", rows2)[1:]
     for what, why in (life.get("errors") or {}).items():
-        out += [f"Lifecycle {what}: FAILED: {why[:300]}", ""]
+        out += [f"{phase.capitalize()} {what}: FAILED: {why[:300]}", ""]
     downs = [x["shutdown"] for x in runs if x.get("shutdown")]
     shut = [line for down in downs for line in _shutdown_rows(down)]
     if shut:
-        out += [f"Lifecycle deployments (logs: {Path(downs[0]['logs']).parent}/)", *shut, ""]
+        out += [
+            f"{phase.capitalize()} deployments (logs: {Path(downs[0]['logs']).parent}/)",
+            *shut,
+            "",
+        ]
     return out
 
 
@@ -481,7 +486,8 @@ def render_peers(p: dict[str, Any] | None) -> list[str]:
 
 def render_summary(r: dict[str, Any]) -> list[str]:
     rows = r.get("summary") or []
-    notes = [f"{p}: issue {n}'s" for p, n in (("fairness", 12), ("lifecycle", 13)) if r.get(p)]
+    phases = (("fairness", 12), ("lifecycle", 13), ("instrumentation", 14))
+    notes = [f"{p}: issue {n}'s" for p, n in phases if r.get(p)]
     fair = f" ({'; '.join(notes)})" if notes else ""
     lines = [f"Summary against issue 5's targets{fair} (vs peer > 1: taskstream better)"]
     if not rows:

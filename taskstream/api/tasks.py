@@ -75,7 +75,9 @@ async def _submit(state: Any, news: list[NewTask]) -> list[Inserted]:
     each task); counted, and logged per task at debug level (with the request's correlation id
     from the log context)."""
     one = news[0] if len(news) == 1 else None
-    with tracing.send(one.queue if one else "batch", len(news), one and one.type) as parent:
+    with tracing.send(
+        one.queue if one else "batch", len(news), one.type if one else None
+    ) as parent:
         if parent is not None:
             news = [msgspec.structs.replace(n, trace_context=parent) for n in news]
         results: list[Inserted] = await state.intake.submit(news)

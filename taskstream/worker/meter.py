@@ -20,7 +20,7 @@ class Meter:
         self.concurrency = concurrency
         self.busy = 0
         if not counting:  # TASKSTREAM_METRICS=false: slots and degraded mode only
-            self.started = self.ended = _nothing  # type: ignore[method-assign]
+            self.started = self.ended = _nothing  # type: ignore[method-assign, assignment]
 
     def started(self, task: ClaimedTask) -> None:
         due = max(task.created_unix, task.run_unix)
