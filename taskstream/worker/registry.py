@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -156,7 +158,12 @@ task = REGISTRY.task
 
 
 def load_apps(modules: list[str], *, with_entry_points: bool = True) -> Registry:
-    """Import ``--app`` modules and entry points; their ``@task`` calls fill :data:`REGISTRY`."""
+    """Import ``--app`` modules and entry points; their ``@task`` calls fill :data:`REGISTRY`.
+    Modules are found from the working folder too, as with ``python -m`` (the ``taskstream``
+    script alone would look only where it is installed)."""
+    here = os.getcwd()
+    if modules and here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     for module in modules:
         try:
             importlib.import_module(module)
