@@ -11,7 +11,9 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 
 from ..core.errors import Conflict
+from ..core.models import TaskRecord
 from ..core.rbac import Action
+from ..store.tenants import Principal
 from .auth import actor
 from .body import decode_body
 from .intake import now_utc
@@ -77,7 +79,14 @@ async def list_dead_letters(
 )
 async def retry_task(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> TaskOut:
     who = await state.auth.principal(request, Action.OPERATE)
-    tid = parse_task_id(task_id)
+    return TaskOut.of(await replay_one(request, state, who, parse_task_id(task_id)))
+
+
+async def replay_one(
+    request: Request[Any, Any, Any], state: State, who: Principal, tid: UUID
+) -> TaskRecord:
+    """Replay one failed task (audited as ``task.retry``) and publish it; 404 if it is not the
+    tenant's, 409 if it is not failed. The REST route's and the dashboard's."""
     replayed = await state.tasks.replay(
         who.tenant_id, ids=[tid], task_type=None, queue=None, limit=1, by=who.key_prefix,
         audit=(actor(who, request, now_utc()), "task.retry"),
@@ -89,7 +98,8 @@ async def retry_task(request: Request[Any, Any, Any], state: State, task_id: Tas
             code="invalid_state",
         )
     await state.intake.publish_now(replayed)
-    return TaskOut.of(replayed[0])
+    record: TaskRecord = replayed[0]
+    return record
 
 
 @post(

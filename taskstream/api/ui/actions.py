@@ -16,10 +16,11 @@ from litestar.datastructures import FormMultiDict, State
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from ...core.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from ...core.errors import InvalidRequest, NotFound, Unauthenticated
 from ...core.rbac import Action
 from ...core.schedule import next_fire
 from ..auth import actor
+from ..dead_letters import replay_one
 from ..intake import now_utc
 from ..schedules import ScheduleId
 from ..tasks import TaskId, parse_task_id
@@ -107,18 +108,8 @@ async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
 @post("/tasks/{task_id:str}/retry", name="ui.task.retry", status_code=303)
 async def retry(request: Request[Any, Any, Any], state: State, task_id: TaskId) -> Redirect:
     session, _ = await _form(request, Action.OPERATE)
-    tid, who = parse_task_id(task_id), session.who
-    replayed = await state.tasks.replay(
-        who.tenant_id, ids=[tid], task_type=None, queue=None, limit=1, by=who.key_prefix,
-        audit=(actor(who, request, now_utc()), "task.retry"),
-    )  # fmt: skip
-    if not replayed:
-        current = await state.tasks.get(who.tenant_id, tid)  # 404 if missing / other tenant
-        raise Conflict(
-            f"only failed tasks can be replayed; this one is {current.status}",
-            code="invalid_state",
-        )
-    await state.intake.publish_now(replayed)
+    tid = parse_task_id(task_id)
+    await replay_one(request, state, session.who, tid)
     return Redirect(f"/ui/tasks/{tid}?notice=replayed", status_code=303)
 
 
