@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import msgspec
 
@@ -86,8 +87,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, datetime):
         return when(value)
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str | UUID):
+        return str(value)
     return msgspec.json.encode(value).decode()
 
 
