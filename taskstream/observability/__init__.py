@@ -1,1 +1,1 @@
-"""Logging (structlog), and later metrics and tracing."""
+"""Logs (structlog, correlation ids), metrics (Prometheus), traces (OpenTelemetry, optional)."""
