@@ -96,13 +96,11 @@ class ScheduleOut(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, r: ScheduleRow) -> ScheduleOut:
-        upcoming = (
-            []
-            if r.paused
-            else list(
-                islice(fires_after(r.cron, r.timezone, max(r.next_run_at, datetime.now(UTC))), 5)
-            )
-        )
+        upcoming: list[datetime] = []
+        if not r.paused:  # the next run first (when still ahead), then the fires after it
+            start = max(r.next_run_at, datetime.now(UTC))
+            upcoming = [r.next_run_at] if start == r.next_run_at else []
+            upcoming += islice(fires_after(r.cron, r.timezone, start), 5 - len(upcoming))
         return cls(
             id=r.id, name=r.name, cron=r.cron, timezone=r.timezone,
             task=msgspec.Raw(r.task.encode()), misfire=r.misfire,

@@ -37,7 +37,8 @@ async def test_schedule_crud_and_validation(api, tenants) -> None:
     assert r.status_code == 201, r.text
     s = r.json()
     assert s["timezone"] == "UTC" and s["misfire"] == "run_once" and not s["paused"]
-    assert len(s["next_runs"]) == 5
+    assert len(s["next_runs"]) == 5 and s["next_runs"] == sorted(set(s["next_runs"]))
+    assert s["next_runs"][0] == s["next_run_at"]  # the very next run is listed first
     assert s["task"] == {
         "type": "examples.echo",
         "payload": {"message": "tick"},
