@@ -276,16 +276,21 @@ def fairness_figures(r: dict[str, Any]) -> list[Figure]:
 
 def lifecycle_figures(r: dict[str, Any]) -> list[Figure]:
     """Issues 13 and 14: B (the feature on: audit + sealing, metrics counting) over A (off), the
-    median round's ratio of the submit and the drain rates. Not judged if a variant did not take."""
+    median round's ratio of the submit and the drain rates. Not judged if a variant did not take.
+    Issue 14 names the drain: its submit ratio is shown, not judged (a batch request is counted
+    once for 500 tasks; bench/instrumentation_cost.py measures what counting costs directly)."""
     out: list[Figure] = []
-    floors = (("lifecycle", LIFECYCLE_RATIO), ("instrumentation", INSTRUMENTATION_RATIO))
-    for phase, floor in floors:
+    floors: dict[str, dict[str, float | None]] = {
+        "lifecycle": {"submit": LIFECYCLE_RATIO, "drain": LIFECYCLE_RATIO},
+        "instrumentation": {"submit": None, "drain": INSTRUMENTATION_RATIO},
+    }
+    for phase, floor_of in floors.items():
         life = r.get(phase)
         if not life or not life.get("rounds"):
             continue
         took = life["as_configured"]
         for name, what in (("submit", "pre-fill, batch HTTP"), ("drain", "drain, steady")):
-            s = life["summary"][name]
+            s, floor = life["summary"][name], floor_of[name]
             ratio = s["ratio_median"]
             spread = (
                 "" if s["rounds"] < 2 else f"; rounds {s['ratio_min']:.2f}-{s['ratio_max']:.2f}x"
@@ -296,8 +301,8 @@ def lifecycle_figures(r: dict[str, Any]) -> list[Figure]:
                 f"{_num(ratio) if ratio is not None else '-'}x (A {_num(s['A_median'])} / "
                 f"B {_num(s['B_median'])} tasks/s{spread})"
                 + ("" if took else ", NOT as configured"),
-                "", f"B/A >= {floor:.2f}",
-                None if ratio is None or not took else ratio >= floor,
+                "", "shown" if floor is None else f"B/A >= {floor:.2f}",
+                None if ratio is None or not took or floor is None else ratio >= floor,
             ))  # fmt: skip
     return out
 
