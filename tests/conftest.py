@@ -6,6 +6,10 @@ ports). When either is unreachable, private servers are started for the session
 
 Isolation: each test gets its own database (a copy of a migrated template) and its own Redis key
 prefix; both are removed afterwards.
+
+Redis Cluster: a test module marked ``pytest.mark.cluster_too`` runs each of its tests twice, on
+the single Redis and on a private cluster of three masters started once for the session
+(taskstream.devcluster, from the same redis-server).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import msgspec
 import pytest
 import redis
 
+from taskstream.broker.connection import is_cluster_url
 from taskstream.core.config import Settings
+from taskstream.devcluster import LocalCluster
 from taskstream.store.migrate import migrate
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -100,10 +106,52 @@ def template_db(servers: tuple[str, str]) -> Iterator[str]:
     asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private Redis Cluster of three masters for the session."""
+    with LocalCluster(Path(tmp_path_factory.mktemp("cluster"))) as cluster:
+        yield cluster
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "cluster_too"
+    ):
+        metafunc.parametrize("redis_backend", ["redis", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def settings(servers: tuple[str, str], template_db: str) -> Iterator[Settings]:
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """``redis`` (one server) unless the module is marked ``cluster_too``."""
+    return str(getattr(request, "param", "redis"))
+
+
+def _delete_prefixed(url: str, prefix: str) -> None:
+    if is_cluster_url(url):
+        cluster = redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
+        try:
+            for key in list(cluster.scan_iter(match=f"{prefix}:*", count=1000)):
+                cluster.delete(key)
+        finally:
+            cluster.close()
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def settings(
+    servers: tuple[str, str], template_db: str, redis_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
     """Settings pointing at this test's own database and Redis key prefix."""
     redis_url, pg_url = servers
+    if redis_backend == "cluster":
+        redis_url = request.getfixturevalue("redis_cluster").url
     tag = uuid.uuid4().hex[:10]
     name = f"ts_t_{tag}"
     asyncio.run(_admin(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
@@ -123,10 +171,4 @@ def settings(servers: tuple[str, str], template_db: str) -> Iterator[Settings]:
         min_schedule_interval_s=1.0,
     )
     asyncio.run(_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    _delete_prefixed(redis_url, prefix)

@@ -29,6 +29,7 @@ entry each from hundreds of streams).
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections import Counter, defaultdict
@@ -40,7 +41,7 @@ from uuid import UUID
 from ..core.errors import BrokerRefused
 from ..core.models import Priority
 from ..core.priority import read_order
-from .connection import Redis, is_missing_group, translate_errors
+from .connection import Redis, is_missing_group, slot_groups, translate_errors
 from .keys import Keys, ServedQueue
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
@@ -48,6 +49,9 @@ SWEEP_S = 5.0
 GROUPS_PER_TRIP = 500  # XGROUP CREATEs per pipeline when a worker learns of new streams
 MAX_QUIET = 64  # read_new watches this many of the streams emptied last
 MAX_STREAMS = 16  # a turn's slots are handed out in quanta of at least slots // MAX_STREAMS
+# On Redis Cluster one XREADGROUP cannot wait on streams of several slots: a worker with nothing
+# ready reads each slot's streams without blocking and looks again after this pause.
+CLUSTER_POLL_MS = 50
 
 
 class Entry(NamedTuple):
@@ -284,7 +288,11 @@ class Consumer:
         by_count: dict[int, list[bytes]] = defaultdict(list)
         for s, n in counts.items():
             by_count[n].append(s)
-        groups = list(by_count.items())
+        groups = [
+            (n, group)
+            for n, streams in by_count.items()
+            for group in slot_groups(self.redis, streams)
+        ]
         replies = await self._pipelined_reads(groups)
         found: list[Entry] = []
         empty: list[bytes] = []
@@ -293,9 +301,10 @@ class Consumer:
                 if "NOGROUP" not in str(reply):
                     raise BrokerRefused(str(reply))
                 if len(streams) > 1:  # one stream without its group fails the command
-                    more, none = await self._read_each(dict.fromkeys(streams, n))
-                    found.extend(more)
-                    empty.extend(none)
+                    for stream in streams:  # so read them one by one (it was the same command
+                        more, none = await self._read_each({stream: n})  # again, for ever)
+                        found.extend(more)
+                        empty.extend(none)
                     continue
                 self._known.discard(streams[0])  # Redis lost it (or an old stream is gone)
                 empty.extend(streams)
@@ -323,6 +332,9 @@ class Consumer:
         """One XREADGROUP over several streams (one count for all)."""
         if not counts:
             return []
+        groups = slot_groups(self.redis, counts)
+        if len(groups) > 1:
+            return await self._read_slots(groups, max(counts.values()), block)
         try:
             with translate_errors():
                 resp = await self.redis.xreadgroup(
@@ -339,6 +351,26 @@ class Consumer:
         out: list[Entry] = []
         for stream, messages in resp or ():
             out.extend(_parse(stream, messages))
+        return out
+
+    async def _read_slots(
+        self, groups: list[list[bytes]], count: int, block: int | None
+    ) -> list[Entry]:
+        """What ``_read`` does on a cluster for streams of several slots: one XREADGROUP per
+        slot, without blocking, in one pipeline; with nothing found, a pause of at most
+        ``CLUSTER_POLL_MS`` stands in for the blocking wait."""
+        replies = await self._pipelined_reads([(count, g) for g in groups])
+        out: list[Entry] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                if "NOGROUP" not in str(reply):
+                    raise BrokerRefused(str(reply))
+                self._known.clear()  # a node lost its streams: read() recreates the groups
+                continue
+            for stream, messages in reply or ():
+                out.extend(_parse(stream, messages))
+        if not out and block:
+            await asyncio.sleep(min(block, CLUSTER_POLL_MS) / 1000)
         return out
 
     async def sweep(self) -> None:

@@ -15,7 +15,7 @@ from uuid import UUID
 from ..core.breaker import Breaker
 from ..core.errors import BrokerUnavailable
 from ..core.models import Dispatch, Priority
-from .connection import Redis, translate_errors
+from .connection import Redis, one_key_per_node, translate_errors
 from .keys import Keys
 
 NameSource = Callable[[Collection[UUID]], Awaitable[Mapping[UUID, str]]]
@@ -36,9 +36,14 @@ class Producer:
 
     async def sentinel_was_missing(self) -> bool:
         """Set the sentinel key; True if it was missing, i.e. Redis lost its data (a restart
-        without persistence, a failover to an empty replica) or this is a new deployment."""
+        without persistence, a failover to an empty replica) or this is a new deployment. On
+        a cluster there is a sentinel on every master: True if any of them was missing."""
         with translate_errors():
-            return bool(await self.redis.set(self.keys.sentinel, b"1", nx=True))
+            keys = await one_key_per_node(self.redis, self.keys.sentinel)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(key, b"1", nx=True)
+                return any(await pipe.execute())
 
     async def publish(self, items: Sequence[Dispatch]) -> None:
         """XADD each task id (as text) to its stream and mark the streams ready. No MAXLEN:

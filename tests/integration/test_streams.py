@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from taskstream.broker.connection import connect
+from taskstream.broker.connection import connect, is_cluster
 from taskstream.broker.consumer import Consumer
 from taskstream.broker.keys import Keys, ServedQueue
 from taskstream.broker.producer import Producer
@@ -25,6 +25,8 @@ from taskstream.core.models import Dispatch, Priority
 from taskstream.store.tasks import TaskStore
 from taskstream.store.tenants import TenantStore
 from taskstream.streams import describe
+
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
 
 ACME, GLOBEX = uuid4(), uuid4()
 NAMES = {ACME: "acme", GLOBEX: "globex"}
@@ -64,8 +66,13 @@ async def consumer(redis: Any, keys: Keys, *queues: ServedQueue) -> Consumer:
 
 
 async def xreadgroup_calls(redis: Any) -> int:
-    stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_xreadgroup", {}).get("calls", 0))
+    """XREADGROUP commands served so far (by every node of a cluster)."""
+    if is_cluster(redis):
+        per_node = await redis.info("commandstats", target_nodes=redis.ALL_NODES)
+        stats = list(per_node.values())
+    else:
+        stats = [await redis.info("commandstats")]
+    return sum(int(s.get("cmdstat_xreadgroup", {}).get("calls", 0)) for s in stats)
 
 
 async def test_keys_and_entries_read_in_words(redis, keys, producer, settings) -> None:

@@ -7,8 +7,11 @@ import asyncio
 from typing import Any
 
 import msgspec
+import pytest
 
 from taskstream.core.models import Finish, TaskStatus
+
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
 
 ECHO = {"type": "examples.echo", "payload": {"message": "hi"}}
 
