@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test lint bench bench-fairness bench-lifecycle bench-instrumentation prometheus bench-client clean
+.PHONY: install dev test lint bench bench-fairness bench-lifecycle bench-instrumentation bench-cluster prometheus bench-client clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ bench-instrumentation: install
 
 # Debian's Prometheus (apt-get install prometheus) against a running `make dev`: it scrapes the
 # API, worker and scheduler with the alert rules loaded; http://127.0.0.1:9090/alerts.
+# Issue 16's cluster phase alone (~3-5 min): drains on one Redis and on a local 3-master Redis
+# Cluster, paired.
+bench-cluster: install
+	$(BIN)/python bench/e2e.py --phases cluster $(BENCH_ARGS)
+
 prometheus:
 	@test -f .taskstream/prometheus.yml || { echo "start 'make dev' first (it writes .taskstream/prometheus.yml)"; exit 1; }
 	@command -v prometheus >/dev/null || { echo "prometheus is not installed: sudo apt-get install prometheus"; exit 1; }

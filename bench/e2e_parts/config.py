@@ -30,12 +30,12 @@ def body_keys(prefix: str) -> tuple[str, str]:
 
 PHASES = (
     "drain", "sustained", "pickup", "http", "large", "memory", "peers", "paired", "fairness",
-    "lifecycle", "instrumentation",
+    "lifecycle", "instrumentation", "cluster",
 )  # fmt: skip
 # Run only when named: `--phases all` (the default) is every other phase. The fairness phase
 # (issue 12, ~5 minutes), the lifecycle phase (issue 13, ~2 minutes) and the instrumentation
 # phase (issue 14, the same A/B drains) build deployments of their own.
-OPT_IN_PHASES = ("fairness", "lifecycle", "instrumentation")
+OPT_IN_PHASES = ("fairness", "lifecycle", "instrumentation", "cluster")
 FAIRNESS_PARTS = ("skew", "tenants")
 DEFAULT_PHASES = tuple(p for p in PHASES if p not in OPT_IN_PHASES)
 PEER_LIBS_DEFAULT = ("taskiq_stream", "pgqueuer", "saq", "dramatiq")

@@ -24,16 +24,24 @@ all have a sealed payload and a `task.submit` audit row, A's none.
 Instrumentation: A ``TASKSTREAM_METRICS=false``, B ``true`` (the default), everything else the
 same; after each drain the API's /metrics (read with a metrics token of the run's) must count
 every submitted task in B and none in A.
+
+Cluster (issue 16): A one Redis (the run's), B a private Redis Cluster of three masters started
+for the phase on the same machine (``TASKSTREAM_REDIS_URL=redis+cluster://...``); the handler's
+own Redis round trip (the peers' body) stays on the run's Redis in both. After each drain the
+deployment's sentinels must be where the variant put them: one on the single Redis in A, one on
+each master in B.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import re
 import secrets
 import statistics
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +84,9 @@ class Feature:
     shown: dict[str, dict[str, str]]  # each variant's settings, secrets masked
     env: Callable[[str, str], dict[str, str | None]]  # (variant, the run's secret) -> settings
     state: Callable[[Stack, str, str], Awaitable[dict[str, Any]]]  # checks after the drain
+    # What the phase holds for all its rounds, yielding the "secret" env and state are given
+    # (the cluster's URL); None: 32 random bytes (a key, a token).
+    context: Callable[[], contextlib.AbstractContextManager[str]] | None = None
 
 
 def lifecycle_env(variant: str, key: str) -> dict[str, str | None]:
@@ -130,7 +141,49 @@ INSTRUMENTATION = Feature(
     {"A": {METRICS_ENV: "false"}, "B": {METRICS_ENV: "true"}},
     instrumentation_env, instrumentation_state,
 )  # fmt: skip
-FEATURES = {f.phase: f for f in (LIFECYCLE, INSTRUMENTATION)}
+
+
+def cluster_env(variant: str, url: str) -> dict[str, str | None]:
+    return {} if variant == "A" else {REDIS_ENV: url}
+
+
+async def cluster_state(stack: Stack, variant: str, url: str) -> dict[str, Any]:
+    """Where the deployment's sentinels are: one on the run's Redis (A), one per master (B)."""
+    from taskstream.broker.connection import connect
+
+    sentinel = f"{stack.stores.prefix}:sentinel"
+    single = int(await stack.redis.exists(sentinel))
+    cluster = connect(url)
+    try:
+        found = [k async for k in cluster.scan_iter(match=f"{sentinel}:*")]
+    finally:
+        await cluster.aclose()
+    want = (1, 0) if variant == "A" else (0, 3)
+    return {
+        "tasks": await stack.pool.fetchval("SELECT count(*) FROM tasks"),
+        "as_configured": (single, len(found)) == want,
+        "checks": {"sentinels on one Redis / on the cluster": f"{single} / {len(found)}"},
+    }
+
+
+@contextlib.contextmanager
+def local_cluster() -> Iterator[str]:
+    from taskstream.devcluster import LocalCluster
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder,
+        LocalCluster(Path(folder), progress=say) as cluster,
+    ):
+        yield cluster.url
+
+
+REDIS_ENV = "TASKSTREAM_REDIS_URL"
+CLUSTER = Feature(
+    "cluster", 16, "Redis Cluster of 3 masters (against one Redis)",
+    {"A": {REDIS_ENV: "the run's Redis"}, "B": {REDIS_ENV: "redis+cluster://<3 local masters>"}},
+    cluster_env, cluster_state, local_cluster,
+)  # fmt: skip
+FEATURES = {f.phase: f for f in (LIFECYCLE, INSTRUMENTATION, CLUSTER)}
 
 
 def payload_bytes() -> int:
@@ -141,8 +194,17 @@ def payload_bytes() -> int:
 async def phase_ab(feature: Feature, cfg: Config, srv: Servers, log_dir: Path) -> dict[str, Any]:
     """The rounds; a drain that fails ends them, with the rounds before it kept and the error in
     ``errors``."""
+    if feature.context is None:
+        key = base64.b64encode(secrets.token_bytes(32)).decode()  # this run's; not reported
+        return await _rounds(feature, cfg, srv, log_dir, key)
+    with feature.context() as held:
+        return await _rounds(feature, cfg, srv, log_dir, held)
+
+
+async def _rounds(
+    feature: Feature, cfg: Config, srv: Servers, log_dir: Path, key: str
+) -> dict[str, Any]:
     ours = dataclasses.replace(cfg, drain_n=cfg.lifecycle_n)
-    key = base64.b64encode(secrets.token_bytes(32)).decode()  # this run's; kept out of the report
     name = feature.phase
     say(
         f"{name}: {cfg.lifecycle_rounds} round(s) of a drain of each variant: "

@@ -283,6 +283,7 @@ def lifecycle_figures(r: dict[str, Any]) -> list[Figure]:
     floors: dict[str, dict[str, float | None]] = {
         "lifecycle": {"submit": LIFECYCLE_RATIO, "drain": LIFECYCLE_RATIO},
         "instrumentation": {"submit": None, "drain": INSTRUMENTATION_RATIO},
+        "cluster": {"submit": None, "drain": None},  # issue 16: measured, shown
     }
     for phase, floor_of in floors.items():
         life = r.get(phase)
