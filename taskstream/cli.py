@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -24,6 +25,8 @@ from .task_cli import add_task_verbs
 from .tenant_cli import add_tenant_verbs, with_tenants
 
 if TYPE_CHECKING:
+    from .pool.arbiter import PoolOptions
+    from .pool.policy import Bounds
     from .store.tenants import KeyInfo, TenantStore
     from .streams import StreamRow
 
@@ -108,10 +111,13 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    if args.processes > 1:
+    if _pooled(args):
         from .supervisor import supervise
 
-        return supervise(args.processes, _child_argv(args), metrics_port=args.metrics_port)
+        return supervise(
+            args.processes, _child_argv(args), metrics_port=args.metrics_port,
+            pool=_pool_options(args),
+        )  # fmt: skip
     from .runtime import serve
     from .services import worker_service
 
@@ -177,7 +183,58 @@ def _queues(raw: str | None) -> list[str] | None:
     return [q.strip() for q in raw.split(",") if q.strip()] if raw else None
 
 
+def _pooled(args: argparse.Namespace) -> bool:
+    """A supervisor runs the workers: several, or one replaced past its limits or hung."""
+    pool_flags = (args.autoscale, args.max_tasks_per_child, args.max_memory_mb,
+                  args.child_timeout_s)  # fmt: skip
+    return args.processes > 1 or any(flag is not None for flag in pool_flags)
+
+
+def _pool_options(args: argparse.Namespace) -> PoolOptions:
+    from .pool.arbiter import PoolOptions
+    from .pool.policy import CHILD_TIMEOUT_S, Autoscale, Limits
+
+    autoscale = None
+    if args.autoscale is not None:
+        autoscale = Autoscale(
+            bounds=args.autoscale, up_after_s=args.scale_up_after_s,
+            down_after_s=args.scale_down_after_s,
+        )  # fmt: skip
+    return PoolOptions(
+        slots_per_child=args.concurrency,
+        autoscale=autoscale,
+        child_timeout_s=args.child_timeout_s or CHILD_TIMEOUT_S,
+        limits=Limits(max_tasks=args.max_tasks_per_child, max_memory_mb=args.max_memory_mb),
+    )
+
+
+def _bounds(text: str) -> Bounds:
+    """``--autoscale MIN,MAX`` (1 <= MIN <= MAX)."""
+    from .pool.policy import Bounds
+
+    low, _, high = text.partition(",")
+    try:
+        bounds = Bounds(int(low), int(high))
+    except ValueError:
+        bounds = Bounds(0, 0)
+    if not 1 <= bounds.low <= bounds.high:
+        raise argparse.ArgumentTypeError(f"{text!r}: use MIN,MAX with 1 <= MIN <= MAX, e.g. 2,8")
+    return bounds
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        with contextlib.suppress(ValueError):
+            if float(text) > 0:
+                return kind(text)  # ValueError for e.g. 2.5 as an int
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+
+    return parse
+
+
 def _child_argv(args: argparse.Namespace) -> list[str]:
+    """A child's command line: the plain worker's. The pool's options stay with the
+    supervisor (the limits reach the children through their environment: pool/status.py)."""
     argv = [sys.executable, "-m", "taskstream", "worker", "--concurrency", str(args.concurrency)]
     for app in args.app:
         argv += ["--app", app]
@@ -189,6 +246,35 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
 
 
 # -- parser -----------------------------------------------------------------------------------
+
+
+def _add_pool_options(worker: argparse.ArgumentParser) -> None:
+    """The worker pool's options (pool/): any of them runs the workers under a supervisor."""
+    pool = worker.add_argument_group("pool (a supervisor; SIGTTIN/SIGTTOU to it: one more/less)")
+    pool.add_argument(
+        "--autoscale", type=_bounds, metavar="MIN,MAX",
+        help="grow on backlog and shrink when idle, between MIN and MAX processes",
+    )  # fmt: skip
+    pool.add_argument(
+        "--scale-up-after-s", type=_positive(float), default=5.0, metavar="S",
+        help="with --autoscale: grow once tasks have waited for free slots this long (5)",
+    )  # fmt: skip
+    pool.add_argument(
+        "--scale-down-after-s", type=_positive(float), default=30.0, metavar="S",
+        help="with --autoscale: shrink by one after this long idle (30)",
+    )  # fmt: skip
+    pool.add_argument(
+        "--max-tasks-per-child", type=_positive(int), metavar="N",
+        help="a process that ran N tasks finishes its running ones and is replaced",
+    )  # fmt: skip
+    pool.add_argument(
+        "--max-memory-mb", type=_positive(int), metavar="MB",
+        help="a process whose resident memory passes MB finishes its tasks and is replaced",
+    )  # fmt: skip
+    pool.add_argument(
+        "--child-timeout-s", type=_positive(float), metavar="S",
+        help="kill and replace a process whose event loop stopped beating this long (30)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--metrics-port", type=int, help="serve /metrics on this port (with --processes: all)"
     )
+    _add_pool_options(worker)
 
     scheduler = verb(
         "scheduler", cmd_scheduler, "promote delayed tasks and retries, relay, rescue leases"

@@ -42,6 +42,7 @@ from .completer import Completer
 from .context import TaskContext
 from .executor import attempt, decide
 from .leases import MAX_LOOP_FAILURES, Heartbeat, Inflight
+from .member import Member
 from .meter import Meter
 from .registry import Registry
 from .slots import Slots
@@ -93,6 +94,7 @@ class Worker:
         self._degraded_until = 0.0
         self._refill = max(1, int(concurrency * REFILL_FRACTION))
         self.slots = Slots(concurrency)
+        self.member = Member.from_env()  # in a supervised pool: reports, retires (member.py)
         # Set in run():
         self.store: TaskStore
         self.consumer: Consumer
@@ -150,6 +152,8 @@ class Worker:
                         export(self.metrics_port, WORKER, self._metrics_now, asyncio.Event())
                     ),
                 ]
+                if self.member is not None:  # it beats through the drain, cancelled after it
+                    others.append(loops.create_task(self.member.run(self, stop), name="member"))
                 await reader
                 await watcher  # it stops on `stop` too: nothing is claimed during the drain
                 await self._drain()
@@ -358,6 +362,8 @@ class Worker:
             policy = (definition.retry if definition else None) or self.policy
             finish = decide(outcome, task, policy, datetime.now(UTC), random.random())  # noqa: S311
             self.meter.ended(task, finish)
+            if self.member is not None:
+                self.member.attempt_ended()  # past --max-tasks-per-child: retire
             if outcome.kind is not OutcomeKind.COMPLETED:
                 ctx.log.warning(
                     "attempt failed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import msgspec
@@ -52,3 +53,38 @@ async def traced(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, str]:
     with trace.get_tracer("testapp").start_as_current_span("render") as span:
         span.set_attribute("task.id", str(ctx.task_id))
         return {"traced": "yes"}
+
+
+class Hang(msgspec.Struct):
+    value: int
+    seconds: float = 3600.0
+
+
+@task("test.hang", queue="default", timeout_s=3600, max_attempts=3)
+async def hang(ctx: TaskContext, payload: Hang) -> dict[str, int]:
+    """Its first attempt blocks the worker's event loop (a hung process: tests/e2e/test_pool.py);
+    a later attempt writes its effect, as test.effect does."""
+    if ctx.attempt == 1:
+        time.sleep(payload.seconds)  # blocking the loop is the point
+    async with ctx.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO test_effects (task_id, value, lease_epoch) VALUES ($1, $2, $3)",
+            ctx.task_id,
+            payload.value,
+            ctx.lease_epoch,
+        )
+    return {"value": payload.value}
+
+
+class Hog(msgspec.Struct):
+    mb: int
+
+
+_HELD: list[bytes] = []  # what test.hog holds: for the life of its process, as a leak would
+
+
+@task("test.hog", queue="default")
+async def hog(ctx: TaskContext, payload: Hog) -> dict[str, int]:
+    """Takes ``mb`` MiB of resident memory and keeps it (every page written, so resident)."""
+    _HELD.append(b"\x01" * (payload.mb * 1024 * 1024))
+    return {"held_mb": sum(len(b) for b in _HELD) // (1024 * 1024)}
