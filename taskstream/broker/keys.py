@@ -10,6 +10,8 @@ one slot:
     {prefix}:workers                           consumer group name on every stream
     {prefix}:sentinel                          present while Redis still holds what we wrote
     {prefix}:rate:{tenant id}                  a tenant's request budget (rate.lua)
+    {prefix}:breakers:{tenant id}              a tenant's dependency breakers (breaker.lua):
+                                               a hash, one JSON field per breaker
 
 Tenant and queue names are restricted at the door to letters, digits, ``_``, ``.``, ``:`` and
 ``-`` (``NAME``), so they reach a key verbatim. A queue named before that rule (any text) is still
@@ -84,6 +86,10 @@ class Keys:
 
     def rate(self, tenant_id: UUID) -> str:
         return f"{self.prefix}:rate:{tenant_id}"
+
+    def breakers(self, tenant_id: UUID) -> str:
+        """One key per tenant (one slot in Redis Cluster): every change is a one-key script."""
+        return f"{self.prefix}:breakers:{tenant_id}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this deployment (tests, cleanup)."""

@@ -126,12 +126,13 @@ class Admission(msgspec.Struct, frozen=True, kw_only=True):
     probes: tuple[str, ...] = ()
 
 
-def _wait(s: Stored, now_ms: int, cooldown_ms: int) -> tuple[BreakerState, int] | None:
-    """Why a task must wait for this breaker, and until when; None if it may pass."""
+def _wait(s: Stored, now_ms: int, cooldown_ms: int, token: str) -> tuple[BreakerState, int] | None:
+    """Why a task must wait for this breaker, and until when; None if it may pass (the probe's
+    holder passes again: a handler using a breaker its type declares)."""
     state = effective(s, now_ms)
     if state is BreakerState.OPEN:
         return state, s.reopens_at or now_ms + cooldown_ms
-    probing = s.state is BreakerState.HALF_OPEN and not _probe_free(s, now_ms)
+    probing = s.state is BreakerState.HALF_OPEN and s.probe != token and not _probe_free(s, now_ms)
     if probing:  # someone probes: wait for its verdict, but no longer than a cool-down
         return state, min(s.probe_until or now_ms, now_ms + cooldown_ms)
     return None
@@ -149,7 +150,7 @@ def admit(
     first breaker (in ``wanted``'s order) that holds the task back."""
     for name, policy in wanted.items():
         s = stored.get(name, CLOSED)
-        wait = _wait(s, now_ms, policy.cooldown_ms)
+        wait = _wait(s, now_ms, policy.cooldown_ms, token)
         if wait is not None:
             state, until = wait
             counted = msgspec.structs.replace(s, postponed=s.postponed + 1)

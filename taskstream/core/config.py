@@ -82,6 +82,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`kid:base64-32-bytes,...`: payloads and results are stored AES-256-GCM sealed with the
     first key; every key listed opens what it sealed. Unset: stored clear. `taskstream keygen`
     makes a key; `taskstream reencrypt` moves stored rows to the first key."""
+    breaker_failures: Count = 5
+    """Consecutive failed attempts of the tasks using a dependency breaker (`@task(...,
+    breakers=["smtp"])`, `ctx.breaker("smtp")`) that open it, for the tenant; a breaker's own
+    `failures=` overrides it."""
+    breaker_cooldown_s: Seconds = 30.0
+    """How long an open breaker postpones the tasks that need it (no attempt spent) before one
+    probe may go through; a breaker's own `cooldown_s=` overrides it."""
     promote_interval_s: Seconds = 0.05
     """How often the promoter looks for due delayed/retry tasks and unpublished rows."""
     publish_grace_s: Seconds = 2.0

@@ -18,7 +18,9 @@ maps this tree to problem+json in one place (api/problems.py).
     │   ├── StoreUnavailable      PostgreSQL
     │   └── BrokerUnavailable     Redis
     │       └── BrokerRefused     Redis answered with an error (out of memory, read-only...)
-    └── HandlerError              handler registry / loading problems
+    ├── HandlerError              handler registry / loading problems
+    └── BreakerOpen               ctx.breaker(name) inside an open breaker: the task is
+                                  postponed, no attempt spent (never reaches the API)
 """
 
 from __future__ import annotations
@@ -154,3 +156,15 @@ class BrokerRefused(BrokerUnavailable):
 
 class HandlerError(TaskstreamError):
     pass
+
+
+class BreakerOpen(TaskstreamError):
+    """Raised by ``ctx.breaker(name)`` while the tenant's breaker ``name`` is open (or another
+    attempt probes it): the worker postpones the task by ``delay_s`` without spending an
+    attempt. Let it propagate out of the handler."""
+
+    def __init__(self, breaker: str, state: str, delay_s: float) -> None:
+        super().__init__(f"breaker {breaker!r} is {state}: postponed {delay_s:.3f} s")
+        self.breaker = breaker
+        self.state = state
+        self.delay_s = delay_s

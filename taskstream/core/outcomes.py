@@ -29,6 +29,7 @@ class OutcomeKind(enum.StrEnum):
     RETRY = "retry"  # retry if attempts remain (backoff unless delay_s given)
     FAIL = "fail"  # fail now (Fail raised, or not retryable)
     TIMEOUT = "timeout"  # handled as RETRY, recorded as timeout
+    POSTPONED = "postponed"  # a dependency's breaker is open: run later, no attempt spent
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
 import structlog
 
+from ..broker.breakers import Breakers
+from ..core.breakers import PROBE_MARGIN_MS, Breaker, Verdict, postpone_delay_s
+from ..core.errors import BreakerOpen, Unavailable
+from ..core.outcomes import Fail
 from ..store.transactions import AttemptTransaction
+
+log = structlog.get_logger("taskstream.worker")
 
 
 class TaskContext:
-    """Identity of the running attempt, a bound logger, and ``transaction()``.
+    """Identity of the running attempt, a bound logger, ``transaction()`` and ``breaker()``.
 
     ``lease_epoch`` is the fencing token: pass it (with ``idempotency_key``) to outside systems
     so they can reject a write from an attempt that lost its lease.
@@ -32,6 +39,7 @@ class TaskContext:
         idempotency_key: str | None,
         correlation_id: str | None,
         tx: AttemptTransaction | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self.task_id = task_id
         self.tenant_id = tenant_id
@@ -43,6 +51,7 @@ class TaskContext:
         self.idempotency_key = idempotency_key or str(task_id)
         self.correlation_id = correlation_id
         self._tx = tx
+        self.breakers = breakers  # None outside a worker: breaker() then guards nothing
 
     @functools.cached_property
     def log(self) -> Any:
@@ -61,3 +70,66 @@ class TaskContext:
         if self._tx is None:
             raise RuntimeError("transaction() is only available inside a worker")
         yield await self._tx.connection()
+
+    @contextlib.asynccontextmanager
+    async def breaker(self, dependency: str | Breaker) -> AsyncIterator[None]:
+        """Guard a dependency used on some paths only (``async with ctx.breaker("smtp"):``).
+        While the tenant's breaker is open this raises :class:`BreakerOpen`: let it propagate,
+        the task is postponed without spending an attempt. An exception inside counts as a
+        failure of the dependency (except ``Fail``: a verdict on the input, not on it)."""
+        needs = (dependency if isinstance(dependency, Breaker) else Breaker(dependency),)
+        ttl_ms = needs[0].policy(self.breakers.default).cooldown_ms if self.breakers else 0
+        refused = await self.enter_breakers(needs, ttl_ms + PROBE_MARGIN_MS)
+        if refused is not None:
+            raise refused
+        try:
+            yield
+        except (Fail, BreakerOpen):
+            await self.leave_breakers(needs, Verdict.NEUTRAL)
+            raise
+        except BaseException:  # a timeout (cancellation) of a slow dependency included
+            await self.leave_breakers(needs, Verdict.FAILURE)
+            raise
+        await self.leave_breakers(needs, Verdict.SUCCESS)
+
+    @property
+    def _token(self) -> str:
+        return f"{self.task_id}:{self.lease_epoch}"  # this attempt, and no other
+
+    async def enter_breakers(
+        self, needs: Sequence[Breaker], probe_ttl_ms: int
+    ) -> BreakerOpen | None:
+        """Why this attempt must wait (a BreakerOpen to return or raise), or None to go on. With
+        Redis unreachable the breakers are not known: the attempt goes on (fails open)."""
+        if self.breakers is None:
+            return None
+        try:
+            gate = await self.breakers.admit(self.tenant_id, needs, self._token, probe_ttl_ms)
+        except Unavailable as exc:
+            log.warning(
+                "breakers unknown (Redis): running", error=str(exc), task_id=str(self.task_id)
+            )
+            return None
+        wait = gate.admission.postpone
+        if wait is None:
+            if gate.admission.probes:
+                log.info("breaker probe", breakers=list(gate.admission.probes),
+                         tenant_id=str(self.tenant_id), task_id=str(self.task_id))  # fmt: skip
+            return None
+        # Jitter, not security: a PRNG is right here.
+        delay_s = postpone_delay_s(wait.until_ms, gate.now_ms, random.random())  # noqa: S311
+        return BreakerOpen(wait.breaker, str(wait.state), delay_s)
+
+    async def leave_breakers(self, needs: Sequence[Breaker], verdict: Verdict) -> None:
+        """Report what this attempt says about its dependencies; a lost report (Redis down)
+        costs one count, never the task."""
+        if self.breakers is None:
+            return
+        try:
+            changed = await self.breakers.record(self.tenant_id, needs, self._token, verdict)
+        except Unavailable as exc:
+            log.warning("breaker outcome not recorded", error=str(exc), task_id=str(self.task_id))
+            return
+        for name, state in changed:
+            log.warning("breaker " + state.replace("_", "-"), breaker=name,
+                        tenant_id=str(self.tenant_id), task_id=str(self.task_id))  # fmt: skip

@@ -14,6 +14,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from ..core.breakers import PROBE_MARGIN_MS, Verdict
+from ..core.errors import BreakerOpen
 from ..core.models import ClaimedTask, Finish, TaskStatus
 from ..core.outcomes import Fail, Outcome, OutcomeKind, Retry
 from ..core.retry import RetryPolicy, next_run_at
@@ -44,11 +46,45 @@ async def attempt(
     max_result_bytes: int,
 ) -> Outcome:
     """One attempt of a claimed task: its handler run (in a consumer span with tracing on), or
-    why it cannot run here (retried: another worker may have the handler or the key)."""
+    why it cannot run here (retried: another worker may have the handler or the key), or
+    postponed while a breaker of its type is open. Only a type with breakers asks Redis."""
     if definition is None:
         return Outcome(kind=OutcomeKind.RETRY, error=f"no handler for {task.type!r} here")
     if task.unreadable is not None:
         return Outcome(kind=OutcomeKind.RETRY, error=task.unreadable)
+    if not definition.breakers:
+        return await _run(definition, ctx, task, threads, max_result_bytes)
+    ttl_ms = round(task.timeout_s * 1000) + PROBE_MARGIN_MS
+    refused = await ctx.enter_breakers(definition.breakers, ttl_ms)
+    if refused is not None:
+        return _postponed(refused)
+    outcome = await _run(definition, ctx, task, threads, max_result_bytes)
+    await ctx.leave_breakers(definition.breakers, VERDICTS[outcome.kind])
+    return outcome
+
+
+# What an attempt's outcome says about its type's dependencies. Fail: the handler judged its
+# input (or its result was refused), not the dependency; postponed: it did not run.
+VERDICTS = {
+    OutcomeKind.COMPLETED: Verdict.SUCCESS,
+    OutcomeKind.RETRY: Verdict.FAILURE,
+    OutcomeKind.TIMEOUT: Verdict.FAILURE,
+    OutcomeKind.FAIL: Verdict.NEUTRAL,
+    OutcomeKind.POSTPONED: Verdict.NEUTRAL,
+}
+
+
+def _postponed(refused: BreakerOpen) -> Outcome:
+    return Outcome(kind=OutcomeKind.POSTPONED, error=str(refused), delay_s=refused.delay_s)
+
+
+async def _run(
+    definition: TaskDefinition,
+    ctx: TaskContext,
+    task: ClaimedTask,
+    threads: Executor | None,
+    max_result_bytes: int,
+) -> Outcome:
     log.debug("attempt started", attempt=task.attempt, type=task.type)
     with tracing.process(task) as span:  # the handler's own spans nest inside
         outcome = await execute(
@@ -90,21 +126,8 @@ async def execute(
             error=f"timeout: handler ran past {timeout_s:g} s",
             duration_s=time.perf_counter() - started,
         )
-    except Retry as exc:
-        return Outcome(
-            kind=OutcomeKind.RETRY,
-            error=exc.reason,
-            delay_s=exc.delay_s,
-            duration_s=time.perf_counter() - started,
-        )
-    except Fail as exc:
-        return Outcome(
-            kind=OutcomeKind.FAIL, error=exc.reason, duration_s=time.perf_counter() - started
-        )
     except Exception as exc:  # noqa: BLE001 - any handler error is an attempt outcome
-        return Outcome(
-            kind=OutcomeKind.RETRY, error=_error_text(exc), duration_s=time.perf_counter() - started
-        )
+        return _raised(exc, time.perf_counter() - started)
     finally:
         deadline.cancel()
     duration = time.perf_counter() - started
@@ -124,6 +147,19 @@ async def execute(
     if problem := result_problem(encoded):
         return Outcome(kind=OutcomeKind.FAIL, duration_s=duration, error=problem)
     return Outcome(kind=OutcomeKind.COMPLETED, result_json=encoded, duration_s=duration)
+
+
+def _raised(exc: Exception, duration_s: float) -> Outcome:
+    """What a handler's exception makes of its attempt."""
+    if isinstance(exc, Retry):
+        return Outcome(
+            kind=OutcomeKind.RETRY, error=exc.reason, delay_s=exc.delay_s, duration_s=duration_s
+        )
+    if isinstance(exc, Fail):
+        return Outcome(kind=OutcomeKind.FAIL, error=exc.reason, duration_s=duration_s)
+    if isinstance(exc, BreakerOpen):  # ctx.breaker(...) inside an open breaker
+        return _postponed(exc)
+    return Outcome(kind=OutcomeKind.RETRY, error=_error_text(exc), duration_s=duration_s)
 
 
 class _Deadline:
@@ -178,7 +214,19 @@ def decide(
     now: datetime,
     unit_random: float,
 ) -> Finish:
-    """The state an attempt leads to: completed, scheduled for retry, or failed."""
+    """The state an attempt leads to: completed, scheduled for retry, or failed; or, postponed
+    by an open breaker, scheduled with the attempt given back (store: finish_tasks)."""
+    if outcome.kind is OutcomeKind.POSTPONED:
+        return Finish(
+            task_id=task.id,
+            lease_epoch=task.lease_epoch,
+            status=TaskStatus.SCHEDULED,
+            error=storable_text(outcome.error),
+            run_at=now
+            + timedelta(seconds=min(max(0.0, outcome.delay_s or 0.0), MAX_RETRY_DELAY_S)),
+            outcome=str(outcome.kind),
+            duration_s=outcome.duration_s,
+        )
     if outcome.kind is OutcomeKind.COMPLETED:
         result = None if outcome.result_json is None else outcome.result_json.decode()
         return Finish(

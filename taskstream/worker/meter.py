@@ -29,6 +29,8 @@ class Meter:
         )
 
     def ended(self, task: ClaimedTask, finish: Finish) -> None:
+        if finish.outcome == "postponed":
+            return  # not an attempt: a breaker held it back (counted in Redis, per breaker)
         status = ENDED.get(finish.status, str(finish.status))
         self.stats.count("tasks_completed_total", (task.type, task.queue, status))
         if finish.status is TaskStatus.SCHEDULED:

@@ -9,13 +9,14 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, get_type_hints
 
 import msgspec
 
+from ..core.breakers import Breaker, declared
 from ..core.errors import HandlerError
 from ..core.retry import RetryPolicy
 from ..store.task_types import TaskTypeRow
@@ -46,6 +47,9 @@ class TaskDefinition:
     payload_type: type | None  # a msgspec.Struct, or None for "any JSON object"
     is_async: bool
     decoder: msgspec.json.Decoder[Any] = field(repr=False, compare=False)
+    # The dependencies it uses: while one's breaker is open its tasks wait, no attempt spent.
+    # Empty (most types): no breaker is asked, no Redis round trip.
+    breakers: tuple[Breaker, ...] = ()
 
     def payload_schema(self) -> dict[str, Any]:
         if self.payload_type is None:
@@ -124,12 +128,22 @@ class Registry:
         visibility_timeout_s: float | None = None,
         retry: RetryPolicy | None = None,
         max_attempts: int | None = None,
+        breakers: Sequence[str | Breaker] = (),
     ) -> Callable[[Callable[[Any, P_], R_]], Handler[P_, R_]]:
-        """Register ``fn(ctx, payload)`` as the handler of task type ``name``."""
+        """Register ``fn(ctx, payload)`` as the handler of task type ``name``. ``breakers``:
+        the dependencies it uses (names, or :class:`Breaker` with its own numbers); a failed
+        attempt counts against each, and while one is open (for the task's tenant) its tasks
+        are postponed without spending an attempt."""
         if not NAME.fullmatch(name):
             raise HandlerError(f"invalid task type name {name!r}")
         if not QUEUE.fullmatch(queue):
             raise HandlerError(f"invalid queue name {queue!r}")
+        if isinstance(breakers, str):
+            breakers = [breakers]  # one name, not its letters
+        try:
+            needs = declared(breakers)
+        except (ValueError, TypeError) as exc:
+            raise HandlerError(f"task type {name!r}: {exc}") from exc
 
         def register(fn: Callable[[Any, P_], R_]) -> Handler[P_, R_]:
             payload_type = _payload_type(fn)
@@ -147,6 +161,7 @@ class Registry:
                 payload_type=payload_type,
                 is_async=inspect.iscoroutinefunction(fn),
                 decoder=msgspec.json.Decoder(payload_type or dict[str, Any]),
+                breakers=needs,
             )
             return _submittable(fn, name)
 

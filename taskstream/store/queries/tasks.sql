@@ -304,10 +304,15 @@ UPDATE tasks SET published_at = NULL WHERE status = 'pending' AND published_at I
 
 -- name: finish_tasks
 -- Completion, retry and failure in one compare-and-set: only the lease holder's epoch matches.
--- The attempt is logged in the same statement.
+-- The attempt is logged in the same statement. A postponement (outcome 'postponed', status
+-- 'scheduled': a dependency's breaker is open, worker/executor.py) gives its attempt back: the
+-- count the claim took is returned and nothing is logged, so waiting out an outage never spends
+-- the task's attempts (as claim_capped's deferral, but through the lease's fencing epoch).
 WITH done AS (
     UPDATE tasks t
     SET status = u.status, result = u.result::jsonb, result_key = u.result_key,
+        attempts = CASE WHEN u.outcome = 'postponed' THEN greatest(t.attempts - 1, 0)
+                        ELSE t.attempts END,
         last_error = coalesce(u.error, t.last_error),
         run_at = coalesce(u.run_at, t.run_at),
         finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
@@ -322,6 +327,7 @@ WITH done AS (
 ), logged AS (
     INSERT INTO task_attempts (task_id, attempt, tenant_id, outcome, error, worker, duration_s)
     SELECT id, attempts, tenant_id, outcome, error, $9, duration_s FROM done
+    WHERE outcome IS DISTINCT FROM 'postponed'
 )
 SELECT id FROM done;
 
