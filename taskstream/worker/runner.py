@@ -19,6 +19,7 @@ from uuid import UUID
 import structlog
 from structlog.contextvars import bind_contextvars
 
+from ..broker.breakers import Breakers
 from ..broker.connection import Redis, connect
 from ..broker.connection import translate_errors as translate_broker_errors
 from ..broker.consumer import Consumer, Entry
@@ -116,6 +117,7 @@ class Worker:
         self._redis = connect(self.settings.redis_url)
         self.store = TaskStore(self._pool, keys=keyring(self.settings.encryption_keys))
         self.consumer = Consumer(self._redis, Keys(self.settings.redis_prefix), self.name)
+        self.breakers = Breakers.of(self._redis, self.settings)  # handlers' dependencies
         self.completer = Completer(
             self.store,
             self.consumer,
@@ -353,6 +355,7 @@ class Worker:
             idempotency_key=task.idempotency_key,
             correlation_id=task.correlation_id,
             tx=tx,
+            breakers=self.breakers,
         )
         try:
             outcome = await attempt(
