@@ -10,6 +10,8 @@ import pytest
 
 from taskstream.core.models import Priority
 
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
+
 ECHO = {"type": "examples.echo", "payload": {"message": "hi"}}
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
+
 
 async def fail_tasks(
     api: Any, tenant: Any, n: int, until: Any, pool: Any, task_type: str = "examples.fail"

@@ -23,6 +23,8 @@ from taskstream.broker.rate import RateBuckets
 from taskstream.core.config import Settings
 from taskstream.store.tenants import TenantStore
 
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
+
 ECHO = {"type": "examples.echo", "payload": {"message": "hi"}}
 
 

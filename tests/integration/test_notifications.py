@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from taskstream.store.notifications import Listener, listen
+
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
 
 CHANNEL = "taskstream_test_channel"
 

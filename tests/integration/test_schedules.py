@@ -16,6 +16,8 @@ from taskstream.store.schedules import LeaseStore, ScheduleStore
 
 from .conftest import new_task
 
+pytestmark = pytest.mark.cluster_too  # also on a 3-master Redis Cluster
+
 EVERY_SECOND = {
     "name": "tick",
     "cron": "* * * * * *",
