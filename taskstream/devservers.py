@@ -73,10 +73,10 @@ class RunningServer:
         self.process.wait()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+def free_port(host: str = HOST) -> int:
+    """A TCP port on `host` (default 127.0.0.1) that was free a moment ago."""
     with socket.socket() as s:
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -127,11 +127,12 @@ def _tail(path: Path, lines: int = 20) -> str:
 def _launch(
     name: str, url: str, log: Path, spawn: Callable[[int], subprocess.Popen[bytes]],
     ready: Callable[[int], bool], timeout_s: float, fixed_port: int | None = None,
+    host: str = HOST,
 ) -> tuple[RunningServer, int, float]:  # fmt: skip
     """Spawn on a free port (or `fixed_port`) until `ready(port)`; retry when another process
     took a free port first."""
     for attempt in range(1 if fixed_port else 3):
-        port, t0 = fixed_port or free_port(), time.monotonic()
+        port, t0 = fixed_port or free_port(host), time.monotonic()
         server = RunningServer(name, url.format(port=port), spawn(port), log)
         while server.process.poll() is None:
             if ready(port):
@@ -166,9 +167,9 @@ def _redis_binary() -> str:
     )
 
 
-def _redis_pong(port: int) -> bool:
+def _redis_pong(port: int, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=1) as s:
+        with socket.create_connection((host, port), timeout=1) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
@@ -181,9 +182,11 @@ def start_redis(
     progress: Callable[[str], None] = _to_stderr,
     port: int | None = None,
     appendonly: bool = False,
+    host: str = HOST,
 ) -> RunningServer:
     """Start a private Redis with its files in `data_dir`/redis: no persistence unless
-    `appendonly` (AOF, fsync every second). `port` restarts a server where it was."""
+    `appendonly` (AOF, fsync every second). `port` restarts a server where it was. `host`: the
+    address to listen on instead of 127.0.0.1 (tests reaching it from network namespaces)."""
     binary = _redis_binary()
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -194,14 +197,16 @@ def start_redis(
         if appendonly
         else ["--appendonly", "no"]
     )
-    argv = [binary, "--bind", HOST, "--save", "", *aof, "--daemonize", "no"]
+    argv = [binary, "--bind", host, "--save", "", *aof, "--daemonize", "no"]
+    if host != HOST:  # protected mode answers only loopback clients of a password-less server
+        argv += ["--protected-mode", "no"]
     argv += ["--dir", str(redis_dir), "--port"]
     server, port, took = _launch(
-        "redis", f"redis://{HOST}:{{port}}/0", data_dir / "redis.log",
+        "redis", f"redis://{host}:{{port}}/0", data_dir / "redis.log",
         lambda p: runner.spawn([*argv, str(p)], data_dir / "redis.log", signal.SIGTERM),
-        _redis_pong, 15.0, port,
+        lambda p: _redis_pong(p, host), 15.0, port, host,
     )  # fmt: skip
-    progress(f"Redis ready on {HOST}:{port} ({took:.1f} s)")
+    progress(f"Redis ready on {host}:{port} ({took:.1f} s)")
     return server
 
 
@@ -287,18 +292,26 @@ def _pg_running(pg_dir: Path) -> bool:
         return False
 
 
-def _pg_accepting(port: int) -> bool:
+def _pg_accepting(port: int, host: str = HOST) -> bool:
     """A real login (trust auth): answers "R" once ready, "E" while starting up or recovering."""
     params = f"user\0{PG_USER}\0database\0postgres\0\0".encode()
     startup = struct.pack("!ii", 8 + len(params), 196608) + params  # protocol 3.0
     try:
-        with socket.create_connection((HOST, port), timeout=1) as s:
+        with socket.create_connection((host, port), timeout=1) as s:
             s.sendall(startup)
             ok = s.recv(1) == b"R"
             s.sendall(b"X\0\0\0\4")  # Terminate, so the server logs no "unexpected EOF"
             return ok
     except OSError:
         return False
+
+
+def _trust_samenet(hba: Path) -> None:
+    """Let clients on the machine's own networks in too (initdb trusts loopback only)."""
+    line = "host all all samenet trust"
+    if line not in hba.read_text().splitlines():
+        with hba.open("a") as f:  # appending keeps the file's owner (the server's user)
+            f.write(f"{line}\n")
 
 
 def _init_cluster(bin_dir: Path, pg_dir: Path, log: Path, runner: _Runner) -> None:
@@ -318,11 +331,14 @@ def start_postgres(
     progress: Callable[[str], None] = _to_stderr,
     port: int | None = None,
     durable: bool = False,
+    host: str = HOST,
 ) -> RunningServer:
     """Start a private PostgreSQL (trust auth, no fsync unless `durable`) with its cluster in
     `data_dir`/pg. `port` restarts a server where it was. `durable` keeps the stock crash-safe
     settings (fsync, synchronous_commit, full_page_writes on), for benchmarks that must pay for
-    durability as a deployment does."""
+    durability as a deployment does. `host`: the address to listen on instead of 127.0.0.1;
+    another address also trusts clients on the networks this machine is attached to
+    (`samenet`), for tests reaching it from network namespaces."""
     bin_dir, user, env = _pg_bin_dir(), _pg_user(), _env(LC_ALL="C")
     postgres = str(bin_dir / "postgres")
     out = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=True)  # noqa: S603
@@ -342,25 +358,27 @@ def start_postgres(
                 os.chown(p, user.pw_uid, user.pw_gid, follow_symlinks=False)
         if not _pg_running(pg_dir):  # left by a killed run (a live one keeps its lock)
             (pg_dir / "postmaster.pid").unlink(missing_ok=True)
+    if host != HOST:
+        _trust_samenet(pg_dir / "pg_hba.conf")
     # fsync and friends off (unless durable): a throwaway dev/test server, where speed beats
     # crash safety.
     # No Unix socket (-k ""): we use TCP only, and pytest's long tmp paths overflow sun_path.
-    argv = [postgres, "-D", str(pg_dir), "-k", "", f"--listen_addresses={HOST}"]
+    argv = [postgres, "-D", str(pg_dir), "-k", "", f"--listen_addresses={host}"]
     if not durable:
         argv += ["--fsync=off", "--synchronous_commit=off", "--full_page_writes=off"]
     argv += ["-p"]
     server, port, took = _launch(
-        "postgresql", f"postgresql://{PG_USER}@{HOST}:{{port}}/{PG_DATABASE}",
+        "postgresql", f"postgresql://{PG_USER}@{host}:{{port}}/{PG_DATABASE}",
         data_dir / "postgresql.log",
         lambda p: runner.spawn([*argv, str(p)], data_dir / "postgresql.log", signal.SIGINT),
-        _pg_accepting, 30.0, port,
+        lambda p: _pg_accepting(p, host), 30.0, port, host,
     )  # fmt: skip
-    createdb = [str(bin_dir / "createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, PG_DATABASE]
+    createdb = [str(bin_dir / "createdb"), "-h", host, "-p", str(port), "-U", PG_USER, PG_DATABASE]
     done = subprocess.run(createdb, capture_output=True, text=True, env=env, check=False)  # noqa: S603
     if done.returncode != 0 and "already exists" not in done.stderr:
         server.stop()
         raise RuntimeError(f"createdb failed: {done.stderr.strip()}")
-    progress(f"PostgreSQL ready on {HOST}:{port} ({took:.1f} s)")
+    progress(f"PostgreSQL ready on {host}:{port} ({took:.1f} s)")
     return server
 
 
