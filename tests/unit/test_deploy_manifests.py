@@ -10,8 +10,8 @@
 * Every command line parses with the real CLI parser, every TASKSTREAM_* variable is one
   Settings reads, every probe and health check asks for a route the app (or the metrics
   exporter) serves on the port the command line gives it.
-* With `kubectl` on PATH (Google's or Debian's), both kustomizations are rendered and the result
-  validated again; without it that one test is skipped, saying why.
+* With `kubectl` on PATH (kustomize built in, rendering offline), both kustomizations are
+  rendered and the result validated again; without it that one test is skipped, saying why.
 """
 
 from __future__ import annotations
@@ -202,8 +202,8 @@ def kubectl() -> str:
     found = shutil.which("kubectl")
     if not found:
         pytest.skip(
-            "kubectl is not on PATH (its `kubectl kustomize` renders offline; Debian's "
-            "kubernetes-client package has it): the rendered output was not checked"
+            "kubectl is not on PATH, so the kustomizations were not rendered (Debian's "
+            "kubernetes-client is 1.20, whose kustomize predates `labels` and `patches`)"
         )
     return found
 
