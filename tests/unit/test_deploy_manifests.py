@@ -105,7 +105,7 @@ def compose() -> dict[str, Any]:
 
 
 def ours(service: dict[str, Any]) -> bool:
-    return "build" in service or str(service.get("image", "")).startswith(f"${{{IMAGE.upper()}")
+    return service.get("build") == "."
 
 
 def configmap_env() -> dict[str, str]:
