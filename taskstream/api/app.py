@@ -11,6 +11,7 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
+from ..broker.breakers import Breakers
 from ..broker.connection import connect
 from ..broker.keys import Keys
 from ..broker.producer import Producer
@@ -29,6 +30,7 @@ from ..store.workers import WorkerStore
 from . import ui
 from .audit import ROUTES as AUDIT_ROUTES
 from .auth import Authenticator
+from .breakers import ROUTES as BREAKER_ROUTES
 from .catalog import Catalog
 from .dead_letters import ROUTES as DEAD_LETTER_ROUTES
 from .intake import Intake
@@ -96,6 +98,7 @@ def create_app(settings: Settings) -> Litestar:
             tenant_scoped=True,
         )
         state.redis = connect(settings.redis_url)
+        state.breakers = Breakers.of(state.redis, settings)  # handlers' dependencies
         state.tasks = TaskStore(
             state.pool,
             idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -162,6 +165,7 @@ def create_app(settings: Settings) -> Litestar:
         *OPERATION_ROUTES,
         *KEY_ROUTES,
         *AUDIT_ROUTES,
+        *BREAKER_ROUTES,
         *ui.routers(),  # the dashboard at /ui (api/ui/): pages, outside the OpenAPI document
     ]
     app = Litestar(

@@ -12,9 +12,11 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
+from ..core.breakers import effective
+from ..core.errors import BrokerUnavailable
 from ..core.models import Priority
 from ..core.rbac import Action
-from ..observability.metrics import exposition
+from ..observability.metrics import breaker_exposition, exposition
 from .openapi import BEARER, problems
 
 
@@ -123,9 +125,22 @@ async def _metrics_tenant(request: Request[Any, Any, Any], state: State) -> UUID
     security=BEARER,
 )
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    rows = await state.workers.depths(await _metrics_tenant(request, state))
+    tenant_id = await _metrics_tenant(request, state)
+    rows = await state.workers.depths(tenant_id)
     body = exposition((q, Priority(p).label, s, n, age) for q, p, s, n, age in rows)
-    return Response(body, media_type="text/plain; version=0.0.4")
+    return Response(
+        body + await _breakers(state, tenant_id), media_type="text/plain; version=0.0.4"
+    )
+
+
+async def _breakers(state: State, tenant_id: UUID | None) -> bytes:
+    """The breakers' series, from Redis; left out while Redis is unreachable (the depths,
+    from PostgreSQL, are still served)."""
+    try:
+        stored, now_ms = await state.breakers.scrape(tenant_id)
+    except BrokerUnavailable:
+        return b""
+    return breaker_exposition((n, effective(s, now_ms).value, s.postponed) for n, s in stored)
 
 
 ROUTES = [list_queues, list_workers, metrics]

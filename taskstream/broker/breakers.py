@@ -116,10 +116,28 @@ class Breakers:
 
     async def states(self, tenant_id: UUID) -> tuple[dict[str, Stored], int]:
         """A tenant's breakers as stored, and Redis' clock (ms) to judge them by."""
-        with translate_errors():  # not pipelined: TIME names no key (Redis Cluster)
+        with translate_errors():
             fields: dict[bytes, bytes] = await self.redis.hgetall(  # type: ignore[misc]
                 self.keys.breakers(tenant_id)
             )
+        return {_text(k): _decode(v) for k, v in sorted(fields.items())}, await self.now_ms()
+
+    async def now_ms(self) -> int:
+        """Redis' clock, the breakers' (not pipelined with a key's command: TIME names no key,
+        so on Redis Cluster it may go to another node)."""
+        with translate_errors():
             seconds, micros = await self.redis.time()
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        return {_text(k): _decode(v) for k, v in sorted(fields.items())}, now_ms
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def scrape(self, tenant_id: UUID | None) -> tuple[list[tuple[str, Stored]], int]:
+        """(name, state) of a tenant's breakers, or (None) of every tenant's, for /metrics;
+        with Redis' clock. Every tenant's: their keys found by SCAN, read one by one."""
+        if tenant_id is not None:
+            mine, now_ms = await self.states(tenant_id)
+            return list(mine.items()), now_ms
+        out: list[tuple[str, Stored]] = []
+        with translate_errors():
+            async for key in self.redis.scan_iter(match=self.keys.breakers_pattern(), count=500):
+                fields: dict[bytes, bytes] = await self.redis.hgetall(key)  # type: ignore[misc]
+                out += [(_text(k), _decode(v)) for k, v in fields.items()]
+        return out, await self.now_ms()

@@ -91,6 +91,10 @@ class Keys:
         """One key per tenant (one slot in Redis Cluster): every change is a one-key script."""
         return f"{self.prefix}:breakers:{tenant_id}"
 
+    def breakers_pattern(self) -> str:
+        """A SCAN pattern matching every tenant's breakers (the metrics token's /metrics)."""
+        return f"{self.prefix}:breakers:*"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this deployment (tests, cleanup)."""
         return f"{self.prefix}:*"

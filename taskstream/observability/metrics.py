@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .stats import Family
@@ -86,6 +86,47 @@ class _Depths:
             age.add_metric((queue,), max(0.0, seconds))
         yield age
         yield GaugeMetricFamily("dead_letter_depth", "Failed tasks (the dead-letter queue)", dead)
+
+
+# A breaker's state as a number: the worst of the tenants in a scrape's scope is served.
+BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _Breakers:
+    """This scrape's dependency breakers (read from Redis, like the depths never kept). Labelled
+    by breaker name only: names come from handlers' code (``@task(..., breakers=...)``,
+    ``ctx.breaker``), a set the deployment's developers bound, never from a request; tenants
+    are summed (postponed) or their worst state taken, so series do not grow with tenants."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        self.rows = list(rows)
+
+    def collect(self) -> Iterator[Metric]:
+        worst: dict[str, int] = {}
+        postponed: dict[str, int] = {}
+        for name, state, count in self.rows:
+            worst[name] = max(worst.get(name, 0), BREAKER_LEVELS.get(state, 0))
+            postponed[name] = postponed.get(name, 0) + count
+        gauge = GaugeMetricFamily(
+            "breaker_state", "Dependency breakers: 0 closed, 1 half-open, 2 open (the worst "
+            "over the tenants in scope)", labels=("breaker",),
+        )  # fmt: skip
+        total = CounterMetricFamily(
+            "breaker_postponed", "Tasks postponed by an open breaker, no attempt spent (summed "
+            "over the tenants in scope)", labels=("breaker",),
+        )  # fmt: skip
+        for name in sorted(worst):
+            gauge.add_metric((name,), worst[name])
+            total.add_metric((name,), postponed[name])
+        yield gauge
+        yield total
+
+
+def breaker_exposition(rows: Iterable[tuple[str, str, int]]) -> bytes:
+    """``breaker_state`` and ``breaker_postponed_total`` of (breaker, state, postponed) rows."""
+    now = CollectorRegistry(auto_describe=False)
+    now.register(_Breakers(rows))
+    return generate_latest(now)
 
 
 def exposition(depths: Iterable[tuple[str, str, str, int, float]]) -> bytes:

@@ -3,6 +3,7 @@ reads of ``taskstream audit verify`` (the chain itself: core/audit.py, queries/a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,16 @@ async def record(
 class AuditStore:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self.pool = pool
+
+    @contextlib.asynccontextmanager
+    async def recording(
+        self, by: Actor, tenant_id: UUID, action: str, target: str
+    ) -> AsyncIterator[None]:
+        """For a change made outside PostgreSQL (in Redis): its entry is appended in a
+        transaction that commits only if the change, made inside, did not raise."""
+        async with acquire(self.pool, tenant_id) as conn, conn.transaction():
+            await record(conn, by, tenant_id, action, target)
+            yield
 
     async def page(
         self,

@@ -90,7 +90,7 @@ STATES = [
         reopens_at=11_000,
         probe="a",
         probe_until=20_000,
-    ),  # fmt: skip
+    ),
     Stored(state=BreakerState.HALF_OPEN, failures=3, reopens_at=11_000),  # probe released
 ]
 NOWS = [5_000, 11_000, 15_000, 20_000]
@@ -190,11 +190,10 @@ async def test_open_postpone_probe_close(
 
     async def opened() -> bool:
         s = (await breakers.states(acme))[0].get("smtp")
-        return s is not None and s.state is BreakerState.OPEN
+        failed = [(await _row(pool, t))["status"] for t in failing] == ["failed"] * 3
+        return failed and s is not None and s.state is BreakerState.OPEN
 
     await until(opened, timeout_s=10)
-    for tid in failing:
-        assert (await _row(pool, tid))["status"] == "failed"
 
     # Open for acme: its tasks wait with their attempts unspent; globex's run.
     held = [await _submit(store, producer, acme, "brk.send", {"ok": True}) for _ in range(3)]
@@ -244,3 +243,45 @@ async def test_ctx_breaker_postpones_only_the_path_that_uses_it(
     await until(settled, timeout_s=10)
     row = await _row(pool, uses)
     assert row["attempts"] == 0 and row["logged"] == 0
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+async def test_api_lists_resets_and_serves_metrics(api, tenants, breakers, pool) -> None:
+    acme, globex = tenants["acme"], tenants["globex"]
+    for _ in range(3):
+        await breakers.record(acme.id, [SMTP], "t", Verdict.FAILURE)
+    await breakers.record(acme.id, [Breaker("bank")], "t", Verdict.FAILURE)
+    await breakers.admit(acme.id, [SMTP], "u", 1_000)  # postponed once
+
+    r = await api.get("/v1/breakers", headers=acme.auth("viewer"))
+    assert r.status_code == 200, r.text
+    items = {b["name"]: b for b in r.json()["items"]}
+    assert items["smtp"]["state"] == "open" and items["smtp"]["failures"] == 3
+    assert items["smtp"]["postponed"] == 1 and items["smtp"]["probing"] is False
+    assert items["smtp"]["reopens_at"] > items["smtp"]["opened_at"]
+    assert items["bank"] == {"name": "bank", "state": "closed", "failures": 1, "opened_at": None,
+                             "reopens_at": None, "probing": False, "postponed": 0}  # fmt: skip
+    r = await api.get("/v1/breakers", headers=globex.auth())
+    assert r.json() == {"items": []}  # another tenant's breakers are its own
+
+    r = await api.get("/metrics", headers=acme.auth())
+    assert r.status_code == 200
+    assert 'breaker_state{breaker="smtp"} 2.0' in r.text
+    assert 'breaker_state{breaker="bank"} 0.0' in r.text
+    assert 'breaker_postponed_total{breaker="smtp"} 1.0' in r.text
+    assert "breaker_state{" not in (await api.get("/metrics", headers=globex.auth())).text
+
+    path = "/v1/breakers/smtp/reset"
+    assert (await api.post(path, headers=acme.auth("viewer"))).status_code == 403
+    assert (await api.post("/v1/breakers/nope/reset", headers=acme.auth())).status_code == 404
+    assert (await api.post(path, headers=globex.auth())).status_code == 404
+    r = await api.post(path, headers=acme.auth())
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "closed" and r.json()["postponed"] == 1
+    gate = await breakers.admit(acme.id, [SMTP], "v", 1_000)
+    assert gate.admission.postpone is None
+    audit = await pool.fetch("SELECT action, target, tenant_id FROM audit_log")
+    resets = [(a["target"], a["tenant_id"]) for a in audit if a["action"] == "breaker.reset"]
+    assert resets == [("smtp", acme.id)]
