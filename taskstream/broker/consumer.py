@@ -42,6 +42,7 @@ from ..core.errors import BrokerRefused
 from ..core.models import Priority
 from ..core.priority import read_order
 from .connection import Redis, is_missing_group, slot_groups, translate_errors
+from .entries import Entry, group, parse
 from .keys import Keys, ServedQueue
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
@@ -54,12 +55,6 @@ MAX_STREAMS = 16  # a turn's slots are handed out in quanta of at least slots //
 CLUSTER_POLL_MS = 50
 
 
-class Entry(NamedTuple):
-    stream: bytes
-    entry_id: bytes
-    task_id: UUID
-
-
 Rooms = Callable[[Collection[UUID]], dict[UUID, int]]  # how many more entries each may take
 
 
@@ -68,18 +63,6 @@ class _Stream(NamedTuple):
     priority: Priority
     weight: int
     legacy: bool  # a stream of the layout before issue 12: drained, never created
-
-
-def _task_id(raw: bytes) -> UUID:
-    return UUID(bytes=raw) if len(raw) == 16 else UUID(raw.decode())  # old layout: raw bytes
-
-
-def _parse(stream: bytes, messages: Iterable[Any]) -> list[Entry]:
-    out = []
-    for entry_id, fields in messages:
-        if fields and b"t" in fields:  # a deleted entry comes back with no fields
-            out.append(Entry(stream, entry_id, _task_id(fields[b"t"])))
-    return out
 
 
 class Consumer:
@@ -311,7 +294,7 @@ class Consumer:
                 continue
             had: set[bytes] = set()
             for stream, messages in reply or ():
-                entries = _parse(stream, messages)
+                entries = parse(stream, messages)
                 if entries:
                     had.add(stream)
                     found.extend(entries)
@@ -350,7 +333,7 @@ class Consumer:
             return []
         out: list[Entry] = []
         for stream, messages in resp or ():
-            out.extend(_parse(stream, messages))
+            out.extend(parse(stream, messages))
         return out
 
     async def _read_slots(
@@ -368,7 +351,7 @@ class Consumer:
                 self._known.clear()  # a node lost its streams: read() recreates the groups
                 continue
             for stream, messages in reply or ():
-                out.extend(_parse(stream, messages))
+                out.extend(parse(stream, messages))
         if not out and block:
             await asyncio.sleep(min(block, CLUSTER_POLL_MS) / 1000)
         return out
@@ -418,14 +401,14 @@ class Consumer:
                     self._known.discard(stream)  # Redis lost it; read() recreates groups
                     break
                 cursor, messages = resp[0], resp[1]
-                out.extend(_parse(stream, messages))
+                out.extend(parse(stream, messages))
                 if cursor in (b"0-0", "0-0"):
                     break
         return out
 
     async def ack(self, entries: Iterable[Entry]) -> None:
         """XACK and XDEL: done entries leave the stream (no trimming needed)."""
-        grouped = _group(entries)
+        grouped = group(entries)
         if not grouped:
             return
         with translate_errors():
@@ -438,7 +421,7 @@ class Consumer:
     async def touch(self, entries: Iterable[Entry]) -> set[bytes]:
         """Reset idle time of entries this consumer owns; returns the entry ids still owned."""
         kept: set[bytes] = set()
-        for stream, ids in _group(entries).items():
+        for stream, ids in group(entries).items():
             try:
                 with translate_errors():
                     result = await self._touch(
@@ -465,10 +448,3 @@ def _capped(
             out[s] = n
             left[tenant] -= n
     return out
-
-
-def _group(entries: Iterable[Entry]) -> dict[bytes, list[bytes]]:
-    grouped: dict[bytes, list[bytes]] = defaultdict(list)
-    for e in entries:
-        grouped[e.stream].append(e.entry_id)
-    return grouped
