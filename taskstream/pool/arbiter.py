@@ -142,7 +142,7 @@ class Arbiter:
                 status_files.remove(self.folder, child.pid)
             code = child.proc.returncode
             if child.leaving is None and last is not None and last.retiring:
-                child.leaving = last.retiring  # retired before we read its status: replace
+                child.status, child.leaving = last, last.retiring  # gone before we read it
                 self._replacing(child, last.retiring)
             if child.leaving is not None:
                 log.info("child gone", pid=child.pid, reason=child.leaving, returncode=code)

@@ -95,12 +95,13 @@ class Member:
 
     def _retire(self, reason: str, rss: int | None = None) -> None:
         self.retiring = reason
+        rss = rss if rss is not None else rss_bytes()
         log.info(
             "retiring: finishing running tasks, then exiting for a fresh process",
             reason=reason, tasks_done=self.done, rss_bytes=rss,
             max_tasks=self.limits.max_tasks, max_memory_mb=self.limits.max_memory_mb,
         )  # fmt: skip
-        self._beat(rss if rss is not None else rss_bytes())  # the supervisor replaces us now
+        self._beat(rss)  # the supervisor starts our replacement on reading it
         if self._stop is not None:
             self._stop.set()
 
