@@ -119,7 +119,7 @@ class Arbiter:
     def tick(self, now: float) -> None:
         """One pass: apply signals, reap, watch the reports, autoscale, start or stop."""
         if self._delta:
-            self._resize_by_signal(now)
+            self._resize_by_signal()
         self._reap(now)
         self._watch(now)
         if self.options.autoscale is not None:
@@ -128,7 +128,7 @@ class Arbiter:
 
     # -- the steps ---------------------------------------------------------------------------
 
-    def _resize_by_signal(self, now: float) -> None:
+    def _resize_by_signal(self) -> None:
         delta, self._delta = self._delta, 0
         bounds = self.options.autoscale.bounds if self.options.autoscale else None
         self._set_size(resize(self.size, delta, bounds), "signal")

@@ -30,6 +30,7 @@ from .leases import Inflight
 log = structlog.get_logger("taskstream.worker")
 BEAT_EVERY_S = 1.0
 WAITING_EVERY_S = 2.0  # a pipeline of two commands per served stream; the pool acts in seconds
+WAITING_TIMEOUT_S = 1.0
 
 
 class Pooled(Protocol):
@@ -88,9 +89,10 @@ class Member:
             self._waiting = None  # Redis is down: nobody knows
             return
         consumer = worker.consumer
-        try:
-            self._waiting = await waiting(consumer.redis, consumer.keys.group, consumer.all_streams)
-        except (BrokerUnavailable, BrokerRefused):
+        measure = waiting(consumer.redis, consumer.keys.group, consumer.all_streams)
+        try:  # bounded: a slow Redis must not silence the beat (the supervisor would kill us)
+            self._waiting = await asyncio.wait_for(measure, WAITING_TIMEOUT_S)
+        except (BrokerUnavailable, BrokerRefused, TimeoutError):
             self._waiting = None
 
     def _retire(self, reason: str, rss: int | None = None) -> None:
