@@ -73,6 +73,8 @@ class Promoter:
         count = await self.store.unpublish_pending()
         if count:
             log.warning("Redis lost its streams; republishing pending tasks", count=count)
+        else:  # a new deployment, or data lost while nothing was waiting in the streams
+            log.info("Redis sentinel was missing; nothing pending to republish")
         return count
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,5 +1,6 @@
-"""Redis and PostgreSQL die mid-run (private servers, killed and restarted on the same port):
-the API never answers 500, every accepted task completes once, with one effect."""
+"""Redis, a Redis Cluster master and PostgreSQL die mid-run (private servers, killed and restarted
+on the same port): the API never answers 500, every accepted task completes once, with one
+effect."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from taskstream.broker.keys import Keys
 from taskstream.core.config import Settings
+from taskstream.core.models import Priority
+from taskstream.devcluster import LocalCluster
 from taskstream.devservers import RunningServer, start_postgres, start_redis
 
 from .conftest import Cluster, query, wait_until
@@ -160,3 +165,34 @@ def test_postgres_restarted_immediate(cluster: Cluster, tmp_path: Path) -> None:
     finally:
         cluster.close()
         pg.stop()
+
+
+@pytest.mark.timeout(300)
+def test_redis_cluster_master_killed_and_restarted_empty(
+    cluster: Cluster, settings: Settings, tmp_path: Path
+) -> None:
+    """The master holding the queue's streams dies (the cluster is down while it is) and comes
+    back without its data: the API keeps accepting, the scheduler notices that master's
+    sentinel is gone and republishes, and every task still runs once."""
+    with LocalCluster(tmp_path / "cluster", progress=lambda _: None) as redis_cluster:
+        cluster.env["TASKSTREAM_REDIS_URL"] = redis_cluster.url
+        stream = Keys(settings.redis_prefix).stream("acme", "default", Priority.NORMAL)
+        client = redis.RedisCluster.from_url(redis_cluster.url.replace("+cluster", "", 1))
+        try:
+            port = client.get_node_from_key(stream).port
+        finally:
+            client.close()
+        victim = redis_cluster.ports.index(port)
+        try:
+            key = start_stack(cluster, settings.database_url)
+            submitter = Submitter(cluster.api_url, key, seconds=10)
+            submitter.start()
+            time.sleep(2)
+            redis_cluster.kill(victim)
+            time.sleep(4)  # past the node timeout: the cluster says CLUSTERDOWN meanwhile
+            redis_cluster.restart(victim)
+            submitter.join()
+            assert set(submitter.codes) == {201}, submitter.codes  # accepted throughout
+            check_exactly_once(settings.database_url, submitter.accepted)
+        finally:
+            cluster.close()

@@ -116,7 +116,9 @@ async def test_a_master_restarted_empty_is_noticed_and_its_tasks_run_once(
     redis_cluster.restart(victim)  # empty: no RDB, no AOF; same slots
     assert await redis.xlen(stream) == 0
 
-    # No worker ran yet: the entries are gone, only the reconciler can bring the tasks back.
+    # No worker ran yet: the entries are gone; the reconciler notices that master's sentinel is
+    # missing and the relay publishes the tasks again, onto the restarted master.
+    await until(published, timeout_s=30)
     await start_worker(concurrency=8)
 
     async def all_done() -> bool:
