@@ -35,6 +35,8 @@ from taskstream.worker.runner import Worker
 
 from .conftest import new_task
 
+pytestmark = pytest.mark.cluster_too  # one key per script: also on a 3-master Redis Cluster
+
 SMTP = Breaker("smtp", failures=3, cooldown_s=1.0)
 POLICY = BreakerPolicy(failures=3, cooldown_s=1.0)
 REG = Registry()
@@ -128,15 +130,23 @@ async def test_script_admits_as_the_rules_say(breakers: Breakers) -> None:
         assert await _stored(breakers, tenant) == writes.get("smtp", before)
 
 
-async def test_one_probe_among_many_and_a_tenant_of_its_own(breakers: Breakers) -> None:
+async def test_one_probe_among_many_and_a_tenant_of_its_own(
+    breakers: Breakers, settings: Settings
+) -> None:
+    """Two clients (two workers' connections) share one state; one probe among ten asks."""
+    other_redis = connect(settings.redis_url)
+    other = Breakers.of(other_redis, settings)
     acme, globex = UUID(int=3), UUID(int=4)
     for _ in range(3):
-        await breakers.record(acme, [SMTP], "t", Verdict.FAILURE)
+        await other.record(acme, [SMTP], "t", Verdict.FAILURE)
     states, _ = await breakers.states(acme)
     assert states["smtp"].state is BreakerState.OPEN
     assert (await breakers.admit(globex, [SMTP], "g", 1_000)).admission.postpone is None
     await asyncio.sleep(1.05)  # the injected cool-down
-    gates = await asyncio.gather(*(breakers.admit(acme, [SMTP], f"w{i}", 5_000) for i in range(10)))
+    gates = await asyncio.gather(
+        *((breakers, other)[i % 2].admit(acme, [SMTP], f"w{i}", 5_000) for i in range(10))
+    )
+    await other_redis.aclose()
     probes = [i for i, g in enumerate(gates) if g.admission.probes == ("smtp",)]
     waits = [g.admission.postpone for g in gates if g.admission.postpone is not None]
     assert len(probes) == 1 and len(waits) == 9
@@ -145,6 +155,16 @@ async def test_one_probe_among_many_and_a_tenant_of_its_own(breakers: Breakers) 
     assert changed == [("smtp", BreakerState.CLOSED)]
     final = (await breakers.states(acme))[0]["smtp"]
     assert final.state is BreakerState.CLOSED and final.postponed == 9
+
+
+async def test_scrape_one_tenant_or_all(breakers: Breakers) -> None:
+    acme, globex = UUID(int=5), UUID(int=6)
+    await breakers.record(acme, [SMTP], "t", Verdict.FAILURE)
+    await breakers.record(globex, [Breaker("bank")], "t", Verdict.FAILURE)
+    mine, _ = await breakers.scrape(acme)
+    assert [n for n, _ in mine] == ["smtp"]
+    every, now_ms = await breakers.scrape(None)  # SCAN: on every node of a cluster
+    assert sorted(n for n, _ in every) == ["bank", "smtp"] and now_ms > 0
 
 
 # -- workers ------------------------------------------------------------------------------------
