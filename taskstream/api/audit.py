@@ -52,7 +52,8 @@ async def list_audit(
 ) -> AuditPage:
     """Every submission and state-changing call of the tenant: who (`key:<prefix>`,
     `cli:<user>`, `schedule:<name>`), what (`task.submit`, `task.cancel`, `task.retry`,
-    `dead_letter.replay`, `schedule.*`, `key.*`, `tenant.*`), on what, when, in which request."""
+    `dead_letter.replay`, `breaker.reset`, `schedule.*`, `key.*`, `tenant.*`), on what, when, in
+    which request."""
     who = await state.auth.principal(request, Action.ADMIN)
     before = None
     if cursor:
