@@ -219,7 +219,7 @@ def test_a_hung_child_is_killed_and_its_task_completes_once(
     cluster: Cluster, settings: Settings
 ) -> None:
     supervisor = start_pool(
-        cluster, settings, "--processes", "2", "--child-timeout-s", "3",
+        cluster, settings, "--processes", "2", "--child-timeout-s", "5",
         env={"TASKSTREAM_VISIBILITY_TIMEOUT_S": "3"},
     )  # fmt: skip
     wait_until(lambda: len(children(supervisor.pid)) == 2, 30, "two workers")
