@@ -12,7 +12,7 @@ from uuid import UUID
 import structlog
 
 from ..broker.breakers import Breakers
-from ..core.breakers import PROBE_MARGIN_MS, Breaker, Verdict, postpone_delay_s
+from ..core.breakers import PROBE_MARGIN_MS, Breaker, BreakerState, Verdict, postpone_delay_s
 from ..core.errors import BreakerOpen, Unavailable
 from ..core.outcomes import Fail
 from ..store.transactions import AttemptTransaction
@@ -130,6 +130,7 @@ class TaskContext:
         except Unavailable as exc:
             log.warning("breaker outcome not recorded", error=str(exc), task_id=str(self.task_id))
             return
-        for name, state in changed:
-            log.warning("breaker " + state.replace("_", "-"), breaker=name,
-                        tenant_id=str(self.tenant_id), task_id=str(self.task_id))  # fmt: skip
+        for name, state in changed:  # opened (a warning), or closed after a probe
+            say = log.warning if state is BreakerState.OPEN else log.info
+            say(f"breaker {state.replace('_', '-')}", breaker=name, tenant_id=str(self.tenant_id),
+                task_id=str(self.task_id))  # fmt: skip
