@@ -14,12 +14,13 @@ import httpx
 import pytest
 import redis
 
+from taskstream.broker.connection import is_cluster_url
 from taskstream.core.config import Settings
 
 from .conftest import Cluster, wait_until
 from .conftest import query as run_query
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster_too]  # and on a 3-master Redis Cluster
 
 TASKS = 5000
 POISON = 5
@@ -33,7 +34,12 @@ def query(settings: Settings, sql: str) -> list[Any]:
 
 def redis_leftovers(settings: Settings) -> tuple[int, int]:
     """(entries still in streams, entries pending in the consumer group)."""
-    client = redis.Redis.from_url(settings.redis_url)
+    url = settings.redis_url
+    client: Any = (
+        redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
+        if is_cluster_url(url)
+        else redis.Redis.from_url(url)
+    )
     try:
         length = pending = 0
         # Every stream has a hash tag in braces ({tenant/queue}); no other key has one.
