@@ -6,16 +6,18 @@ import contextlib
 import functools
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
 
-from ..broker.breakers import Breakers
 from ..core.breakers import PROBE_MARGIN_MS, Breaker, BreakerState, Verdict, postpone_delay_s
 from ..core.errors import BreakerOpen, Unavailable
 from ..core.outcomes import Fail
 from ..store.transactions import AttemptTransaction
+
+if TYPE_CHECKING:  # `import taskstream` (TaskContext) loads no Redis client
+    from ..broker.breakers import Breakers
 
 log = structlog.get_logger("taskstream.worker")
 
