@@ -83,6 +83,7 @@ class Arbiter:
     what: str = "worker"
     folder: Path | None = None  # the children's status files (None: they write none)
     clock: Callable[[], float] = time.monotonic
+    on_gone: Callable[[int], None] | None = None  # told each reaped child's pid
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
     _delta: int = 0  # SIGTTIN/SIGTTOU not yet applied
@@ -140,6 +141,8 @@ class Arbiter:
             last = self._last_status(child)
             if self.folder is not None:
                 status_files.remove(self.folder, child.pid)
+            if self.on_gone is not None:
+                self.on_gone(child.pid)
             code = child.proc.returncode
             if child.leaving is None and last is not None and last.retiring:
                 child.status, child.leaving = last, last.retiring  # gone before we read it

@@ -9,12 +9,14 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 
 from taskstream.broker.connection import connect
@@ -27,6 +29,7 @@ from taskstream.store.database import create_pool
 from taskstream.store.tasks import TaskStore
 from taskstream.store.tenants import TenantStore
 
+from ..integration.test_observability import sample
 from .conftest import Cluster, query, wait_until
 
 pytestmark = pytest.mark.slow
@@ -239,4 +242,33 @@ def test_a_hung_child_is_killed_and_its_task_completes_once(
     assert effects_once(settings, [task_id])
     (killed,) = events(cluster, supervisor, "child killed")
     assert killed["reason"] == "hung" and killed["pid"] == hung
+    assert cluster.stop(supervisor) == 0
+
+
+def test_one_metrics_endpoint_counts_processes_and_forgets_gone_children_s_slots(
+    cluster: Cluster, settings: Settings
+) -> None:
+    """Recycled children's counters stay in the supervisor's sum; their slots do not."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    supervisor = start_pool(
+        cluster, settings, "--processes", "1", "--concurrency", "2",
+        "--max-tasks-per-child", "3", "--metrics-port", str(port),
+    )  # fmt: skip
+    wait_until(lambda: len(children(supervisor.pid)) == 1, 30, "one worker")
+    submit(settings, "test.effect", [{"value": i} for i in range(9)])
+    wait_until(lambda: statuses(settings) == {"completed": 9}, 60, "9 completions")
+    wait_until(lambda: len(children(supervisor.pid)) == 1, 30, "one worker left")
+    assert len(events(cluster, supervisor, "child replaced")) >= 2
+
+    def scraped() -> bool:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return (
+            sample(text, "tasks_completed_total", type="test.effect", status="completed") == 9
+            and sample(text, "worker_processes") == 1
+            and sample(text, "worker_slots", state="free") == 2  # the one process left's
+        )
+
+    wait_until(scraped, 30, "the pool's metrics")
     assert cluster.stop(supervisor) == 0
