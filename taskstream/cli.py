@@ -293,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000, help="API port (default 8000, or free)")
     dev.add_argument("--data-dir", default=".taskstream", help="where private servers keep data")
     dev.add_argument("--app", action="append", default=[], help="extra handler modules")
+    dev.add_argument(
+        "--redis-cluster", action="store_true",
+        help="a private Redis Cluster of 3 masters in place of one Redis (redis+cluster://)",
+    )  # fmt: skip
 
     verb("migrate", cmd_migrate, "create the database if needed and apply migrations")
 

@@ -1,7 +1,8 @@
 """`taskstream dev`: everything on one machine in one command.
 
 Starts private Redis and PostgreSQL (unless TASKSTREAM_REDIS_URL / TASKSTREAM_DATABASE_URL are
-set), applies migrations, creates a `dev` tenant and key, then runs the API, the scheduler and a
+set; with `--redis-cluster`, a Redis Cluster of three masters in place of the Redis), applies
+migrations, creates a `dev` tenant and key, then runs the API, the scheduler and a
 worker with the bundled example tasks until Ctrl-C. The worker and the scheduler serve
 /metrics on free ports, and a Prometheus configuration that scrapes all three with the alert
 rules is written next to the data (`make prometheus` runs Debian's Prometheus with it).
@@ -17,9 +18,13 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .core.config import Settings
 from .core.errors import Conflict
+
+if TYPE_CHECKING:
+    from .devservers import LocalServices
 
 EXAMPLES = "taskstream.examples.tasks"
 
@@ -45,6 +50,22 @@ def run_dev(settings: Settings, args: argparse.Namespace, progress: Callable[[st
             redis_url=os.environ.get("TASKSTREAM_REDIS_URL") or services.redis_url,
             database_url=os.environ.get("TASKSTREAM_DATABASE_URL") or services.database_url,
         )
+    with contextlib.ExitStack() as cluster:
+        if args.redis_cluster:
+            from .devcluster import LocalCluster
+
+            folder = Path(args.data_dir).resolve() / "dev-cluster"
+            url = cluster.enter_context(LocalCluster(folder, progress=progress)).url
+            settings = _with(settings, redis_url=url)
+        return _run(settings, args, services, progress)
+
+
+def _run(
+    settings: Settings,
+    args: argparse.Namespace,
+    services: LocalServices | None,
+    progress: Callable[[str], None],
+) -> int:
     port = args.port if _port_free(args.port) else _free_port()
     if not settings.metrics_token:  # Prometheus reads every tenant's depths with it
         settings = _with(settings, metrics_token=secrets.token_urlsafe(24))

@@ -131,7 +131,7 @@ async def create_pool(
 
     ``tenant_scoped``: connections take the API's role (:data:`API_ROLE`), so Row-Level Security
     holds every statement to the tenants :func:`acquire` names (migration 0010)."""
-    with translate_errors():
+    with translate_errors(), _connect_refused():
         pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
@@ -144,6 +144,23 @@ async def create_pool(
             server_settings={"plan_cache_mode": CUSTOM_PLANS if custom_plans else "auto"},
         )
     return pool
+
+
+@contextlib.contextmanager
+def _connect_refused() -> Iterator[None]:
+    """A server that answers but will not have us (no such database, role or password) is
+    unavailable to us too: a clear line for the CLI (``taskstream: ...``), not a traceback."""
+    try:
+        yield
+    except (
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.InvalidPasswordError,
+    ) as exc:
+        raise StoreUnavailable(
+            f"PostgreSQL refused the connection: {exc} (check TASKSTREAM_DATABASE_URL; "
+            "`taskstream migrate` creates the database)"
+        ) from exc
 
 
 @contextlib.asynccontextmanager
