@@ -105,19 +105,21 @@ def decide(
         pressure_since=_since(trend.pressure_since, now) if pressed else None,
         idle_since=_since(trend.idle_since, now) if idle else None,
     )
-    if trend.pressure_since is not None and now - trend.pressure_since >= policy.up_after_s:
+    if _lasted(trend.pressure_since, now, policy.up_after_s) and size < policy.bounds.high:
         short = max(1, (load.waiting or 0) - load.free)  # entries no free slot will take
-        grown = policy.bounds.clamp(size + math.ceil(short / max(1, load.per_child)))
-        if grown > size:
-            return grown, Trend()  # windows start again: the new children come up first
-    idle_s = now - trend.idle_since if trend.idle_since is not None else 0.0
-    if trend.idle_since is not None and idle_s >= policy.down_after_s and size > policy.bounds.low:
+        grown = size + math.ceil(short / max(1, load.per_child))
+        return policy.bounds.clamp(grown), Trend()  # windows restart: new children come up first
+    if _lasted(trend.idle_since, now, policy.down_after_s) and size > policy.bounds.low:
         return size - 1, Trend()  # one at a time: each shrink waits a whole window
     return size, trend
 
 
 def _since(since: float | None, now: float) -> float:
     return now if since is None else since
+
+
+def _lasted(since: float | None, now: float, window_s: float) -> bool:
+    return since is not None and now - since >= window_s
 
 
 def _pressed(load: Load, policy: Autoscale) -> bool:
