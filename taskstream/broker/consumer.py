@@ -42,7 +42,8 @@ from ..core.errors import BrokerRefused
 from ..core.models import Priority
 from ..core.priority import read_order
 from .connection import Redis, is_missing_group, slot_groups, translate_errors
-from .entries import Entry, group, parse
+from .entries import Entry as Entry  # the worker takes it from here
+from .entries import group, parse
 from .keys import Keys, ServedQueue
 
 _TOUCH = resources.files(__package__).joinpath("lua", "touch.lua").read_text("utf-8")
@@ -50,9 +51,7 @@ SWEEP_S = 5.0
 GROUPS_PER_TRIP = 500  # XGROUP CREATEs per pipeline when a worker learns of new streams
 MAX_QUIET = 64  # read_new watches this many of the streams emptied last
 MAX_STREAMS = 16  # a turn's slots are handed out in quanta of at least slots // MAX_STREAMS
-# On Redis Cluster one XREADGROUP cannot wait on streams of several slots: a worker with nothing
-# ready reads each slot's streams without blocking and looks again after this pause.
-CLUSTER_POLL_MS = 50
+CLUSTER_POLL_MS = 50  # on a cluster, the pause between looks of an idle worker (_read_slots)
 
 
 Rooms = Callable[[Collection[UUID]], dict[UUID, int]]  # how many more entries each may take
