@@ -2,7 +2,7 @@
 
 The public surface for handler authors::
 
-    from taskstream import task, TaskContext, Retry, Fail
+    from taskstream import task, TaskContext, Retry, Fail, Breaker, BreakerOpen
 
 and for applications that submit tasks (``taskstream.client``, loaded on first use: workers
 never import httpx)::
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import TaskstreamError
+from .core.breakers import Breaker
+from .core.errors import BreakerOpen, TaskstreamError
 from .core.models import Priority, TaskStatus
 from .core.outcomes import Fail, Retry
 from .core.retry import RetryPolicy
@@ -29,6 +30,8 @@ _CLIENT_NAMES = frozenset({"AsyncClient", "Client"})
 
 __all__ = [
     "AsyncClient",
+    "Breaker",
+    "BreakerOpen",
     "Client",
     "Fail",
     "Priority",
