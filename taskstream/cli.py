@@ -318,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--queues", help="comma-separated queue names (default: all)")
     worker.add_argument("--concurrency", type=int, default=10, help="tasks at once per process")
-    worker.add_argument("--processes", type=int, default=1, help="worker processes (supervised)")
+    worker.add_argument(
+        "--processes", type=int, default=1,
+        help="worker processes (supervised); with --autoscale, the size to start at",
+    )  # fmt: skip
     worker.add_argument("--region", help="run only this region's tasks (one of TASKSTREAM_REGIONS)")
     worker.add_argument(
         "--metrics-port", type=int, help="serve /metrics on this port (with --processes: all)"

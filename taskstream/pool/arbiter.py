@@ -203,7 +203,10 @@ class Arbiter:
         size, self._trend = decide(now, load, self.size, policy, self._trend)
         if size != self.size:
             reason = "backlog" if size > self.size else "idle"
-            self._set_size(size, reason, waiting=load.waiting if load else None)
+            figures = (
+                {"waiting": load.waiting, "busy": load.busy, "free": load.free} if load else {}
+            )
+            self._set_size(size, reason, **figures)
 
     def _set_size(self, size: int, reason: str, **figures: int | None) -> None:
         if size == self.size:
