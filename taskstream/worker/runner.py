@@ -367,7 +367,9 @@ class Worker:
             self.meter.ended(task, finish)
             if self.member is not None:
                 self.member.attempt_ended()  # past --max-tasks-per-child: retire
-            if outcome.kind is not OutcomeKind.COMPLETED:
+            if outcome.kind is OutcomeKind.POSTPONED:  # a breaker is open: no attempt spent
+                ctx.log.info("attempt postponed", reason=outcome.error)
+            elif outcome.kind is not OutcomeKind.COMPLETED:
                 ctx.log.warning(
                     "attempt failed",
                     outcome=str(outcome.kind),
