@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -51,9 +52,14 @@ class AttemptTransaction:
                 raise
             # A rollback on a dead connection changes nothing: the server already discarded it.
         finally:
-            with contextlib.suppress(Exception):
-                # Handler code may have left session state (SET, LISTEN, advisory locks,
-                # cursors); the pool keeps sessions as they are (see database._keep_session).
-                await conn.reset()
-            with contextlib.suppress(Exception):
-                await self._pool.release(conn)
+            # Shielded: a cancellation arriving now (a shutdown) must not skip the release, or
+            # the connection leaks and the pool's close() waits for it for ever.
+            await asyncio.shield(self._give_back(conn))
+
+    async def _give_back(self, conn: asyncpg.Connection[Any]) -> None:
+        with contextlib.suppress(Exception):
+            # Handler code may have left session state (SET, LISTEN, advisory locks, cursors);
+            # the pool keeps sessions as they are (see database._keep_session).
+            await conn.reset()
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)

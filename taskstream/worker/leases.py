@@ -33,6 +33,10 @@ class Inflight:
     task: ClaimedTask
     entry: Entry | None  # None: claimed from the table while Redis was down
     handle: asyncio.Task[None] | None = field(default=None)
+    # Its outcome is being written: a lease found lost now is the write's own doing (a
+    # completion committed) or is refused by the write's fencing; cancelling could only
+    # interrupt a commit and leak its connection.
+    finishing: bool = False
 
 
 class Holder(Protocol):
@@ -93,7 +97,8 @@ class Heartbeat:
             [(s.task.id, s.task.lease_epoch) for s in slots], h.settings.visibility_timeout_s
         )
         for s in slots:
-            if s.task.id not in held and s.handle is not None and not s.handle.done():
+            lost = s.task.id not in held and not s.finishing
+            if lost and s.handle is not None and not s.handle.done():
                 # Fenced out (the lease ran out and another worker claimed the task): stop.
                 log.warning("lease lost; cancelling handler", task_id=str(s.task.id))
                 s.handle.cancel()

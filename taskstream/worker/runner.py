@@ -364,6 +364,7 @@ class Worker:
             # Jitter, not security: a PRNG is right here.
             policy = (definition.retry if definition else None) or self.policy
             finish = decide(outcome, task, policy, datetime.now(UTC), random.random())  # noqa: S311
+            slot.finishing = True  # the heartbeat no longer cancels it (leases.Inflight)
             self.meter.ended(task, finish)
             if self.member is not None:
                 self.member.attempt_ended()  # past --max-tasks-per-child: retire

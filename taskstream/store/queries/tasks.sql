@@ -315,7 +315,9 @@ WITH done AS (
                         ELSE t.attempts END,
         last_error = coalesce(u.error, t.last_error),
         run_at = coalesce(u.run_at, t.run_at),
-        finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN now() END,
+        -- The statement's time, not the transaction's: with ctx.transaction() the transaction
+        -- began when the handler did.
+        finished_at = CASE WHEN u.status IN ('completed', 'failed') THEN statement_timestamp() END,
         published_at = CASE WHEN u.status = 'scheduled' THEN NULL ELSE t.published_at END,
         lease_owner = NULL, lease_expires_at = NULL
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
