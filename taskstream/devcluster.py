@@ -87,13 +87,19 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         t0 = time.monotonic()
         self.progress(f"starting a Redis Cluster of {self.count} masters…")
-        for i in range(self.count):
-            server, port = self._start_node(i, None)
-            self.nodes.append(server)
-            self.ports.append(port)
+        try:
+            _redis_cli()  # before any node starts: the message says what to install
+            for i in range(self.count):
+                server, port = self._start_node(i, None)
+                self.nodes.append(server)
+                self.ports.append(port)
+            addresses = [f"{HOST}:{p}" for p in self.ports]
+            _cli("--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes")
+            self.wait_ok()
+        except BaseException:
+            self.stop()  # no node outlives a failed start
+            raise
         addresses = [f"{HOST}:{p}" for p in self.ports]
-        _cli("--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes")
-        self.wait_ok()
         took = time.monotonic() - t0
         self.progress(f"Redis Cluster ready on {', '.join(addresses)} ({took:.1f} s)")
         return self
