@@ -127,7 +127,7 @@ async def _metrics_tenant(request: Request[Any, Any, Any], state: State) -> UUID
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     tenant_id = await _metrics_tenant(request, state)
     rows = await state.workers.depths(tenant_id)
-    body = exposition((q, Priority(p).label, s, n, age) for q, p, s, n, age in rows)
+    body = exposition((t, q, Priority(p).label, s, n, age) for t, q, p, s, n, age in rows)
     return Response(
         body + await _breakers(state, tenant_id), media_type="text/plain; version=0.0.4"
     )

@@ -58,32 +58,35 @@ SCHEDULER = {f.name: f for f in (
 
 class _Depths:
     """This scrape's depths (read from PostgreSQL for whoever scrapes), never kept: a value
-    kept between scrapes could show one tenant's queues to another tenant's admin."""
+    kept between scrapes could show one tenant's queues to another tenant's admin. Labelled by
+    tenant name: an admin key's scrape holds one tenant; the metrics token's every tenant (as
+    many series as tenants x queues x 4 priorities x 3 states: a deployment with thousands of
+    tenants scrapes with their admin keys, or sums the tenant away in a recording rule)."""
 
-    def __init__(self, rows: Iterable[tuple[str, str, str, int, float]]) -> None:
+    def __init__(self, rows: Iterable[tuple[str, str, str, str, int, float]]) -> None:
         self.rows = list(rows)
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
-            "task_queue_depth", "Tasks by queue, priority and status",
-            labels=("queue", "priority", "status"),
+            "task_queue_depth", "Tasks by tenant, queue, priority and status",
+            labels=("tenant", "queue", "priority", "status"),
         )  # fmt: skip
         dead = 0
-        oldest: dict[str, float] = {}
-        for queue, priority, status, count, age_s in self.rows:
+        oldest: dict[tuple[str, str], float] = {}
+        for tenant, queue, priority, status, count, age_s in self.rows:
             if status == "failed":
                 dead += count
             else:
-                depth.add_metric((queue, priority, status), count)
+                depth.add_metric((tenant, queue, priority, status), count)
             if status == "pending":
-                oldest[queue] = max(oldest.get(queue, 0.0), age_s or 0.0)
+                oldest[tenant, queue] = max(oldest.get((tenant, queue), 0.0), age_s or 0.0)
         yield depth
         age = GaugeMetricFamily(
             "task_oldest_pending_seconds", "How long the oldest pending task has been due",
-            labels=("queue",),
+            labels=("tenant", "queue"),
         )  # fmt: skip
-        for queue, seconds in oldest.items():
-            age.add_metric((queue,), max(0.0, seconds))
+        for key, seconds in oldest.items():
+            age.add_metric(key, max(0.0, seconds))
         yield age
         yield GaugeMetricFamily("dead_letter_depth", "Failed tasks (the dead-letter queue)", dead)
 
@@ -129,9 +132,10 @@ def breaker_exposition(rows: Iterable[tuple[str, str, int]]) -> bytes:
     return generate_latest(now)
 
 
-def exposition(depths: Iterable[tuple[str, str, str, int, float]]) -> bytes:
+def exposition(depths: Iterable[tuple[str, str, str, str, int, float]]) -> bytes:
     """The API's metrics: its counters (every API process's, summed, under a supervisor that
-    set ``PROMETHEUS_MULTIPROC_DIR``), then ``depths`` rows (queue, priority, status, count)."""
+    set ``PROMETHEUS_MULTIPROC_DIR``), then ``depths`` rows (tenant, queue, priority, status,
+    count, oldest pending age)."""
     if os.environ.get(MULTIPROC_ENV):
         counters = CollectorRegistry()
         MultiProcessCollector(counters)  # type: ignore[no-untyped-call]

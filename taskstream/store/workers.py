@@ -39,15 +39,18 @@ class WorkerStore:
             await conn.execute(Q["prune_workers"], within_s * 20)
             return [dict(r) for r in await conn.fetch(Q["list_workers"], within_s, tenant_id)]
 
-    async def depths(self, tenant_id: UUID | None) -> list[tuple[str, int, str, int, float]]:
-        """Tasks by queue, priority and status, with the oldest one's seconds since it was due:
-        the tenant's, or (None) every tenant's."""
+    async def depths(self, tenant_id: UUID | None) -> list[tuple[str, str, int, str, int, float]]:
+        """Tasks by tenant (name), queue, priority and status, with the oldest one's seconds
+        since it was due: the tenant's, or (None) every tenant's."""
         async with acquire(self.pool, tenant_id) as conn:
             if tenant_id is None:
                 rows = await conn.fetch(Q["depths_all"])
             else:
                 rows = await conn.fetch(Q["depths"], tenant_id)
-        return [(r["queue"], r["priority"], r["status"], r["n"], r["oldest_s"]) for r in rows]
+        return [
+            (r["tenant"], r["queue"], r["priority"], r["status"], r["n"], r["oldest_s"])
+            for r in rows
+        ]
 
     async def queue_stats(self, tenant_id: UUID) -> list[dict[str, Any]]:
         async with acquire(self.pool, tenant_id) as conn:

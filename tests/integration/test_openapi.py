@@ -128,9 +128,14 @@ async def test_metrics_need_the_token_or_an_admin_key(
     assert everyone.status_code == 200
     assert everyone.headers["content-type"].startswith("text/plain")
     assert 'queue="acme-reports"' in everyone.text and 'queue="globex-mail"' in everyone.text
+    # Each tenant's depths under its own name (the contract's task_queue_depth{tenant,...}).
+    assert 'queue="acme-reports",status="pending",tenant="acme"} 1.0' in everyone.text
+    assert 'queue="globex-mail",status="pending",tenant="globex"} 1.0' in everyone.text
+    assert 'task_oldest_pending_seconds{queue="globex-mail",tenant="globex"}' in everyone.text
     own = await metrics_api.get("/metrics", headers=acme.auth("admin"))
     assert own.status_code == 200
     assert 'queue="acme-reports"' in own.text and "globex-mail" not in own.text
+    assert 'tenant="globex"' not in own.text
     # Without a token configured, only admin keys open it.
     assert (await api.get("/metrics", headers={"Authorization": "Bearer "})).status_code == 401
     assert (await api.get("/metrics", headers=globex.auth())).status_code == 200

@@ -55,7 +55,8 @@ async def test_metrics(api, tenants) -> None:
     assert (await api.post("/v1/tasks/batch", json=body, headers=acme.auth())).status_code == 201
     await api.post("/v1/tasks", json={"type": "no.such"}, headers=acme.auth())
     text = (await api.get("/metrics", headers=acme.auth("admin"))).text
-    assert 'task_queue_depth{priority="high",queue="metrics-q",status="pending"} 3.0' in text
+    depth = 'task_queue_depth{priority="high",queue="metrics-q",status="pending",tenant="acme"}'
+    assert f"{depth} 3.0" in text
     assert "dead_letter_depth 0.0" in text
     assert 'http_problems_total{code="unknown_task_type",status="422"}' in text
     assert "tasks_submitted_total" in text

@@ -346,7 +346,7 @@ def test_the_prometheus_trigger_asks_for_the_depth_the_api_serves() -> None:
     trigger = of_kind("ScaledObject")["taskstream-worker"]["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus"
     query = trigger["metadata"]["query"]
-    served = exposition([("default", "normal", "pending", 1, 0.0)]).decode()
+    served = exposition([("acme", "default", "normal", "pending", 1, 0.0)]).decode()
     depth = next(f for f in text_string_to_metric_families(served) if f.name == "task_queue_depth")
     labels = set(depth.samples[0].labels)
     used = re.findall(r"task_queue_depth\{([^}]*)\}", query)

@@ -28,15 +28,16 @@ DELETE FROM workers WHERE last_seen < now() - make_interval(secs => $1);
 -- name: depths
 -- One tenant's non-terminal and failed tasks by queue, priority and status (/metrics, admin key),
 -- with how long the oldest has been due.
-SELECT queue, priority, status, count(*) AS n,
-       extract(epoch FROM now() - min(run_at))::float8 AS oldest_s
-FROM tasks WHERE tenant_id = $1 AND status IN ('pending', 'scheduled', 'processing', 'failed')
-GROUP BY queue, priority, status;
+SELECT te.name AS tenant, t.queue, t.priority, t.status, count(*) AS n,
+       extract(epoch FROM now() - min(t.run_at))::float8 AS oldest_s
+FROM tasks t JOIN tenants te ON te.id = t.tenant_id
+WHERE t.tenant_id = $1 AND t.status IN ('pending', 'scheduled', 'processing', 'failed')
+GROUP BY te.name, t.queue, t.priority, t.status;
 
 -- name: depths_all
 -- Every tenant's (/metrics with the deployment's metrics token): a SECURITY DEFINER function,
 -- since API sessions see one tenant (migration 0010).
-SELECT queue, priority, status, n, oldest_s FROM taskstream_depths();
+SELECT tenant, queue, priority, status, n, oldest_s FROM taskstream_depths();
 
 -- name: queue_stats
 SELECT queue, priority, status, count(*) AS n,
