@@ -26,7 +26,7 @@ import msgspec
 import pytest
 import redis
 
-from taskstream.broker.connection import is_cluster_url
+from taskstream.broker.connection import connect_blocking
 from taskstream.core.config import Settings
 from taskstream.devcluster import LocalCluster
 from taskstream.devservers import ServiceNotFound
@@ -137,19 +137,10 @@ def redis_backend(request: pytest.FixtureRequest) -> str:
 
 
 def _delete_prefixed(url: str, prefix: str) -> None:
-    if is_cluster_url(url):
-        cluster = redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
-        try:
-            for key in list(cluster.scan_iter(match=f"{prefix}:*", count=1000)):
-                cluster.delete(key)
-        finally:
-            cluster.close()
-        return
-    client = redis.Redis.from_url(url)
+    client = connect_blocking(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+            client.delete(key)  # one by one: on a cluster the keys live in many slots
     finally:
         client.close()
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
+from redis import RedisCluster as SyncRedisCluster
 from redis import exceptions as rex
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -32,9 +34,22 @@ def is_cluster_url(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 
 
+def _plain(url: str) -> str:
+    """The URL redis-py's cluster client takes (``redis://`` of any node)."""
+    return url.replace("+cluster", "", 1)
+
+
+def connect_blocking(url: str) -> Any:
+    """A blocking client (``redis.Redis`` or ``redis.RedisCluster``) for tools and tests that
+    look at what the services wrote; the services use :func:`connect`."""
+    if is_cluster_url(url):
+        return SyncRedisCluster.from_url(_plain(url))
+    return SyncRedis.from_url(url)
+
+
 def connect(url: str) -> Redis:
     if is_cluster_url(url):
-        plain = url.replace("+cluster", "", 1)
+        plain = _plain(url)
         cluster = RedisCluster.from_url(
             plain, decode_responses=False, socket_connect_timeout=2, socket_keepalive=True
         )

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from taskstream.broker.connection import is_cluster_url
+from taskstream.broker.connection import connect_blocking
 from taskstream.core.config import Settings
 
 from .conftest import Cluster, wait_until
@@ -34,12 +33,7 @@ def query(settings: Settings, sql: str) -> list[Any]:
 
 def redis_leftovers(settings: Settings) -> tuple[int, int]:
     """(entries still in streams, entries pending in the consumer group)."""
-    url = settings.redis_url
-    client: Any = (
-        redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
-        if is_cluster_url(url)
-        else redis.Redis.from_url(url)
-    )
+    client = connect_blocking(settings.redis_url)
     try:
         length = pending = 0
         # Every stream has a hash tag in braces ({tenant/queue}); no other key has one.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
+from taskstream.broker.connection import connect_blocking
 from taskstream.broker.keys import Keys
 from taskstream.core.config import Settings
 from taskstream.core.models import Priority
@@ -177,7 +177,7 @@ def test_redis_cluster_master_killed_and_restarted_empty(
     with LocalCluster(tmp_path / "cluster", progress=lambda _: None) as redis_cluster:
         cluster.env["TASKSTREAM_REDIS_URL"] = redis_cluster.url
         stream = Keys(settings.redis_prefix).stream("acme", "default", Priority.NORMAL)
-        client = redis.RedisCluster.from_url(redis_cluster.url.replace("+cluster", "", 1))
+        client = connect_blocking(redis_cluster.url)
         try:
             port = client.get_node_from_key(stream).port
         finally:
